@@ -20,7 +20,7 @@ from .problem import Problem
 from .sphere import normalize_rows
 
 #: Rows of the Gram matrix processed at once (memory: chunk * m floats per temporary).
-DEFAULT_CHUNK = 512
+DEFAULT_CHUNK = 1024
 
 
 @dataclass
