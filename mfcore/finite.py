@@ -19,6 +19,8 @@ import numpy as np
 from .problem import Problem
 from .sphere import normalize_rows
 
+#: Rows of G whose kernel values are computed together (a block of _SUB_ROWS x m stays in cache).
+_SUB_ROWS = 64
 #: Rows of the Gram matrix processed at once (memory: chunk * m floats per temporary).
 DEFAULT_CHUNK = 1024
 
@@ -72,14 +74,20 @@ def evaluate(W, problem: Problem, chunk: int = DEFAULT_CHUNK, with_kernel_mean: 
     ksum = 0.0
     buf = np.empty((min(chunk, m), m), dtype=W.dtype)
     tmp = np.empty_like(buf)
+    small = np.empty((min(_SUB_ROWS, m), m), dtype=W.dtype) if with_kernel_mean else None
     for start in range(0, m, chunk):
         stop = min(start + chunk, m)
         G = np.matmul(W[start:stop], W.T, out=buf[: stop - start])
-        np.clip(G, -1.0, 1.0, out=G)  # rounding can leave |G_ii| = 1 + 1e-16
-        T = tmp[: stop - start]
-        if with_kernel_mean:
-            ksum += float(K(G, out=T).sum(dtype=np.float64))
-        np.matmul(dK(G, out=T), W, out=g[start:stop])
+        # element-wise work on cache-sized row blocks of G (each block is read from memory once,
+        # not once per Horner pass); the products stay on the large chunk
+        for s0 in range(0, stop - start, _SUB_ROWS):
+            s1 = min(s0 + _SUB_ROWS, stop - start)
+            Gs = G[s0:s1]
+            np.clip(Gs, -1.0, 1.0, out=Gs)  # rounding can leave |G_ii| = 1 + 1e-16
+            if with_kernel_mean:
+                ksum += float(K(Gs, out=small[: s1 - s0]).sum(dtype=np.float64))
+            dK(Gs, out=tmp[s0:s1])
+        np.matmul(tmp[: stop - start], W, out=g[start:stop])
     g *= -1.0 / m
     g[:, 0] += problem.cross_kernel.derivative()(np.clip(u, -1.0, 1.0)).astype(W.dtype)
     v = g - np.sum(W * g, axis=1, keepdims=True) * W

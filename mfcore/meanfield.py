@@ -69,9 +69,30 @@ def overlap_moments(u, amax: int, bmax: int, weights=None) -> np.ndarray:
     u = np.clip(np.asarray(u, dtype=float), -1.0, 1.0)
     r = np.sqrt(1.0 - u * u)
     w = np.full(u.size, 1.0 / u.size) if weights is None else np.asarray(weights, dtype=float)
-    up = u[None, :] ** np.arange(amax + 1)[:, None]
-    rp = r[None, :] ** np.arange(bmax + 1)[:, None]
-    return (up * w) @ rp.T
+    M = np.zeros((amax + 1, bmax + 1))
+    for start in range(0, u.size, _MOMENT_BLOCK):  # cache-sized blocks of nodes
+        block = slice(start, start + _MOMENT_BLOCK)
+        up = _power_rows(u[block], amax)
+        up *= w[block]
+        M += up @ _power_rows(r[block], bmax).T
+    return M
+
+
+#: Nodes per block in :func:`overlap_moments` (the power rows of a block stay in cache).
+_MOMENT_BLOCK = 8192
+
+
+def _power_rows(x: np.ndarray, n: int) -> np.ndarray:
+    r"""Rows :math:`x^0, x^1, \dots, x^n` of a 1-D array, by repeated multiplication (shape ``(n+1, size)``).
+
+    Contiguous rows and multiplications instead of ``x ** arange``: about 10x faster for
+    :math:`10^5` nodes (the mean-field step's hot spot).
+    """
+    out = np.empty((n + 1, x.size))
+    out[0] = 1.0
+    for j in range(1, n + 1):
+        np.multiply(out[j - 1], x, out=out[j])
+    return out
 
 
 class OverlapField:
@@ -107,10 +128,24 @@ class OverlapField:
             C[p - n, n] += f[p] * comb(p, n) * self.smom[n + gamma] * self.M[p - n + alpha, n + beta]
         a = np.asarray(a, dtype=float)
         b = np.asarray(b, dtype=float)
-        powers = np.arange(P + 1)
-        apow = a[..., None] ** powers
-        bpow = b[..., None] ** powers
-        return np.einsum("...j,jn,...n->...", apow, C, bpow)
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        # sum_n b^n (sum_j C[j,n] a^j), both sums by Horner's rule in place: O((P+1)^2) passes over
+        # the points, no (P+1) x size temporaries and no BLAS call (fast and thread-independent)
+        out = np.zeros(shape)
+        inner = np.empty(shape)
+        for n in range(P, -1, -1):
+            out *= b
+            col = C[:, n]
+            nz = np.flatnonzero(col)
+            if nz.size == 0:
+                continue
+            inner[...] = col[nz[-1]]
+            for j in range(nz[-1] - 1, -1, -1):
+                inner *= a
+                if col[j] != 0.0:
+                    inner += col[j]
+            out += inner
+        return out
 
     # -- velocity -----------------------------------------------------------------------
     @cached_property

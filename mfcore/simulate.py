@@ -215,7 +215,7 @@ class _Recorder:
 
 
 def _progress_bar(progress, total, desc, unit):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bar on stderr (tqdm.auto needs ipywidgets in notebooks)
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not progress, leave=False)
 
@@ -345,7 +345,7 @@ def simulate(
     recorder = _Recorder(width, keep_neurons, keep_nodes)
     n_steps = max(1, int(round(horizon / step))) if method == "pgd" else None
     if progress is None:
-        progress = width >= 2048 or horizon / step > 2000
+        progress = width >= 2048 or (method == "pgd" and horizon / step > 2000)
 
     if method == "pgd":
         rec_steps = np.unique(np.clip(np.rint(times / step).astype(np.int64), 0, n_steps))

@@ -1,0 +1,65 @@
+"""mfcore: exact simulators of finite-width and infinite-width mean-field dynamics.
+
+Single-index model on the sphere (see the book's chapter "The model"): Hermite activations and
+kernels, exact population dynamics of finite networks, the exact infinite-width limit through the
+overlap law, local Hessians, the gap equation, sampled SGD, results as xarray, sweeps, benchmarks.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .hermite import (  # noqa: F401
+    gauss_hermite_rule,
+    hermite_coefficients,
+    hermite_normalized,
+    hermite_series,
+)
+from .kernels import Kernel  # noqa: F401
+from .activations import KNOWN_ACTIVATIONS, Activation, get_activation  # noqa: F401
+from .problem import Problem  # noqa: F401
+from .sphere import nested_initialisation, normalize_rows, tangent_project, uniform_sphere  # noqa: F401
+from .finite import FiniteEvaluation, evaluate, population_loss, projected_step, velocity  # noqa: F401
+from .meanfield import (  # noqa: F401
+    OverlapField,
+    initial_overlaps,
+    overlap_moments,
+    perpendicular_norm,
+    projected_step_1d,
+    sphere_coordinate_moments,
+)
+from .plotting import palette, sequential, set_style  # noqa: F401
+
+# --- modules added by later work: each line is owned by its module's author -------------------
+# simulate/results (helper A):
+from .simulate import GAP_QUANTILES, SimulationState, default_record_times, simulate  # noqa: F401,E402
+from .results import load_dataset, save_dataset  # noqa: F401,E402
+# hessian/gap (helper B):
+from .hessian import (  # noqa: F401,E402
+    HessianIntegralObserver,
+    RecordSchedule,
+    finite_probe_velocity,
+    hessian_along,
+    local_hessian_eigenvalues,
+    riemannian_jacobian_fd,
+    symmetric_velocity,
+    tangent_basis,
+    tangent_eigenvalues,
+    tracer_eigenvalues,
+    velocity_derivative,
+)
+from .gap import (  # noqa: F401,E402
+    GapEquationObserver,
+    default_interaction_constant,
+    first_order_linearization_check,
+    fluctuation,
+    typical_interaction_coefficients,
+)
+# sampled SGD (helper C):
+from .sampled import minibatch_gradient, sampled_sgd  # noqa: F401
+# sweeps/benchmarks (helper C):
+from .sweep import SweepSpec, load_config, load_sweep_result, run_config, run_sweep  # noqa: F401
+from .bench import run_benchmarks, write_benchmarks  # noqa: F401
+# analysis helpers for the notebooks (notebook author of C1/C7):
+from .analysis import Fit, first_crossing_time, fit_law, local_slopes, loglog_axes, power_law_fit  # noqa: F401
+
+set_style()

@@ -1,0 +1,715 @@
+r"""Parameter sweeps of :func:`mfcore.simulate` on Dask, with a resumable on-disk cache.
+
+A sweep is a Cartesian grid over any parameters of :func:`mfcore.simulate` and of the problem
+(``activation``, ``target``, ``dim``, ``width``, ``seed``, ``step``, ``method``, ``horizon``, ...).
+Its result is **one** :class:`xarray.Dataset` with a dimension per swept parameter (plus ``t``
+and the dimensions of the individual runs).
+
+Configuration (TOML, read with the standard library's :mod:`tomllib`)::
+
+    [defaults]                     # optional, shared by all sweeps of the file
+    cache = ".mfcore-cache/sweeps" # run cache (see below)
+    out_dir = "sweeps/test"        # where `mfcore sweep` writes <name>.nc
+
+    [sweep.tiny]
+    description = "what this sweep is for"
+    [sweep.tiny.fixed]             # passed unchanged to every run
+    horizon = 1.0
+    step = 0.05
+    [sweep.tiny.grid]              # one dimension of the result per key, in this order
+    dim = [8, 16]
+    width = [16, 32]
+    seed = [0, 1, 2]
+
+``horizon = "paper"`` stands for the authors' horizon :math:`T=\max(\log d,\ \tfrac12 d^{k/2-1})`
+(:math:`k` the information exponent), resolved run by run; ``"4*paper"`` for four times that.
+
+Cache and resume
+----------------
+Every run is stored as one netCDF file ``<cache>/runs/<key>.nc``; ``key`` is
+:func:`joblib.hash` of the run's full parameter set (defaults of :func:`mfcore.simulate` filled
+in, so equal runs share a key across sweeps) together with ``mfcore.__version__``. The worker that
+computed the run writes the file itself through :func:`mfcore.results.save_dataset`, i.e. under a
+temporary name moved into place by :func:`os.replace`: a file with the final name is always
+complete. A rerun submits only the runs whose file is missing, so an interrupted sweep loses at
+most the runs in flight. Each file also stores its key and parameters, checked when it is read.
+
+``joblib.Memory`` was considered and not used: it wipes a function's cache when the function's
+source changes (the key here must be the parameters and the package version only), and it
+silently recomputes an unreadable entry with a warning, where a corrupt or foreign file must
+stop the sweep with a clear error (:class:`CacheError`, a ``ValueError``).
+
+Execution
+---------
+Runs are submitted to a Dask ``distributed`` cluster: by default an embedded
+``LocalCluster`` (worker processes, one thread each, bound to 127.0.0.1, no dashboard), or an
+existing scheduler given by its address. A tqdm bar counts finished runs out of the total.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+#: Parameters a sweep may set (problem + :func:`mfcore.simulate` keywords), with their types.
+PARAMETER_TYPES = {
+    "activation": str, "target": str, "dim": int, "width": int, "horizon": float, "step": float,
+    "method": str, "nodes": int, "seed": int, "n_records": int, "record_times": list,
+    "rtol": float, "atol": float, "chunk": int, "dtype": str, "keep_neurons": bool,
+    "keep_nodes": bool, "integrator": str,
+}
+#: Keys of a ``[sweep.NAME]`` table.
+SWEEP_KEYS = ("description", "fixed", "grid", "out")
+DEFAULT_CACHE = ".mfcore-cache/sweeps"
+_MARKER = "mfcore-sweep-cache.json"
+_CACHE_FORMAT = 1
+_ENTRY = re.compile(r"^[0-9a-f]{32}\.nc$")
+_TEMP = re.compile(r"^\.[0-9a-f]{32}\.nc\..*\.tmp$")  # left by an interrupted atomic write
+#: Per-run attributes that become variables of the combined dataset even when constant.
+PER_RUN_VARIABLES = ("velocity_evaluations", "wall_time_s", "run_key")
+
+
+class CacheError(ValueError):
+    """A file in the sweep cache is unreadable, foreign, or does not match its parameters."""
+
+
+# ---------------------------------------------------------------------------------------------
+# specification
+# ---------------------------------------------------------------------------------------------
+def paper_horizon(dim: int, information_exponent: int) -> float:
+    r"""The authors' mean-field horizon :math:`T=\max(\log d,\ \tfrac12 d^{k/2-1})` (SPEC §1)."""
+    return float(max(math.log(dim), 0.5 * dim ** (information_exponent / 2.0 - 1.0)))
+
+
+def _paper_factor(value: str):
+    """``"paper"`` -> 1.0, ``"4*paper"`` -> 4.0, anything else -> None."""
+    m = re.fullmatch(r"\s*(?:([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*\*\s*)?paper\s*", value)
+    if m is None:
+        return None
+    factor = float(m.group(1)) if m.group(1) else 1.0
+    return factor if factor > 0 else None
+
+
+def _coerce(name: str, value):
+    if name not in PARAMETER_TYPES:
+        raise ValueError(
+            f"unknown sweep parameter {name!r}; allowed: {', '.join(sorted(PARAMETER_TYPES))}"
+        )
+    kind = PARAMETER_TYPES[name]
+    if name == "horizon" and isinstance(value, str):
+        if _paper_factor(value) is None:
+            raise ValueError(f"horizon must be a number, 'paper' or 'FACTOR*paper', got {value!r}")
+        return value
+    if name in ("target", "record_times") and value is None:
+        return None
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"sweep parameter {name} must be true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise ValueError(f"sweep parameter {name} must be an integer, got {value!r}")
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"sweep parameter {name} must be a number, got {value!r}")
+        return float(value)
+    if kind is list:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"sweep parameter {name} must be a list of numbers, got {value!r}")
+        return [float(v) for v in value]
+    if not isinstance(value, str):
+        raise ValueError(f"sweep parameter {name} must be a string, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A named Cartesian grid of simulations.
+
+    Parameters
+    ----------
+    name : str
+    fixed : dict
+        Parameters shared by every run.
+    grid : dict
+        ``parameter -> list of values``; one dimension of the result per key, in order.
+    description : str
+    out : str, optional
+        Output file (default ``<out_dir>/<name>.nc`` when run from a config).
+    """
+
+    name: str
+    fixed: dict = field(default_factory=dict)
+    grid: dict = field(default_factory=dict)
+    description: str = ""
+    out: str | None = None
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(self.name)):
+            raise ValueError(f"sweep name must be letters, digits, '_', '-' or '.', got {self.name!r}")
+        fixed = {k: _coerce(k, v) for k, v in dict(self.fixed).items()}
+        grid = {}
+        for k, values in dict(self.grid).items():
+            if not isinstance(values, (list, tuple)) or len(values) == 0:
+                raise ValueError(f"grid values of {k!r} must be a non-empty list, got {values!r}")
+            if k == "record_times":
+                raise ValueError("record_times cannot be swept (it is a list); set it in [fixed]")
+            vals = [_coerce(k, v) for v in values]
+            if len(set(map(repr, vals))) != len(vals):
+                raise ValueError(f"grid values of {k!r} contain duplicates: {values!r}")
+            grid[k] = vals
+        both = set(fixed) & set(grid)
+        if both:
+            raise ValueError(f"parameters {sorted(both)} are both fixed and swept in sweep {self.name!r}")
+        if "dim" not in fixed and "dim" not in grid:
+            raise ValueError(f"sweep {self.name!r} must set dim (fixed or in the grid)")
+        object.__setattr__(self, "fixed", fixed)
+        object.__setattr__(self, "grid", grid)
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(self.grid)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for v in self.grid.values())
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) if self.grid else 1
+
+    def runs(self):
+        """``(index, params)`` for every grid point, ``params`` complete (see :func:`run_parameters`)."""
+        axes = [range(n) for n in self.shape]
+        for index in itertools.product(*axes):
+            point = {k: self.grid[k][i] for k, i in zip(self.grid, index)}
+            yield index, run_parameters({**self.fixed, **point})
+
+
+def _simulate_defaults() -> dict:
+    import inspect
+
+    from .simulate import simulate
+
+    sig = inspect.signature(simulate)
+    return {k: p.default for k, p in sig.parameters.items()
+            if k in PARAMETER_TYPES and p.default is not inspect.Parameter.empty}
+
+
+def run_parameters(params: dict) -> dict:
+    """The complete, canonical parameter set of one run (defaults filled, ``horizon="paper"`` resolved)."""
+    from .problem import Problem
+
+    p = {k: _coerce(k, v) for k, v in params.items()}
+    full = {"activation": "he4", "target": None}
+    full.update({k: v for k, v in _simulate_defaults().items() if k not in ("record_times",)})
+    full["record_times"] = None
+    full.update(p)
+    if "dim" not in full:
+        raise ValueError("a run needs dim")
+    if isinstance(full["horizon"], str):
+        k = Problem(full["dim"], full["activation"], full["target"]).information_exponent
+        full["horizon"] = _paper_factor(full["horizon"]) * paper_horizon(full["dim"], k)
+    return {k: full[k] for k in sorted(full)}
+
+
+def run_key(params: dict, version: str | None = None) -> str:
+    """Cache key: :func:`joblib.hash` (md5) of the complete parameters and the package version."""
+    import joblib
+
+    from . import __version__
+
+    return joblib.hash({"params": run_parameters(params),
+                        "mfcore_version": __version__ if version is None else version})
+
+
+def load_config(path) -> dict[str, SweepSpec]:
+    """Read a TOML sweep configuration: ``{name: SweepSpec}`` plus ``defaults`` in ``.defaults``.
+
+    Returns
+    -------
+    dict
+        ``name -> SweepSpec`` in file order; the ``[defaults]`` table is available as the
+        attribute ``defaults`` of the returned :class:`SweepConfig`.
+    """
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"sweep config {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"sweep config {str(path)!r} is not valid TOML: {exc}") from None
+    unknown = set(data) - {"defaults", "sweep"}
+    if unknown:
+        raise ValueError(f"sweep config {str(path)!r}: unknown top-level tables {sorted(unknown)} "
+                         "(allowed: [defaults], [sweep.NAME])")
+    sweeps = data.get("sweep", {})
+    if not sweeps:
+        raise ValueError(f"sweep config {str(path)!r} defines no [sweep.NAME] table")
+    defaults = dict(data.get("defaults", {}))
+    bad = set(defaults) - {"cache", "out_dir"}
+    if bad:
+        raise ValueError(f"sweep config {str(path)!r}: unknown [defaults] keys {sorted(bad)} (allowed: cache, out_dir)")
+    out = SweepConfig(defaults=defaults, source=str(path))
+    for name, table in sweeps.items():
+        if not isinstance(table, dict):
+            raise ValueError(f"[sweep.{name}] must be a table")
+        extra = set(table) - set(SWEEP_KEYS)
+        if extra:
+            raise ValueError(f"[sweep.{name}]: unknown keys {sorted(extra)} (allowed: {', '.join(SWEEP_KEYS)})")
+        try:
+            out[name] = SweepSpec(name=name, fixed=table.get("fixed", {}), grid=table.get("grid", {}),
+                                  description=table.get("description", ""), out=table.get("out"))
+        except ValueError as exc:
+            raise ValueError(f"{str(path)!r}, [sweep.{name}]: {exc}") from None
+    return out
+
+
+class SweepConfig(dict):
+    """``name -> SweepSpec`` with the file's ``defaults`` table and ``source`` path."""
+
+    def __init__(self, defaults=None, source=None):
+        super().__init__()
+        self.defaults = dict(defaults or {})
+        self.source = source
+
+
+# ---------------------------------------------------------------------------------------------
+# cache
+# ---------------------------------------------------------------------------------------------
+def prepare_cache(cache) -> Path:
+    """Create or validate a cache directory; returns its ``runs`` folder.
+
+    A new (or empty) directory is initialised with a marker file. An existing non-empty
+    directory must carry that marker and contain only cache entries ``<32 hex>.nc`` (and
+    temporary files of interrupted writes) in ``runs/``; anything else raises :class:`CacheError`.
+    """
+    root = Path(cache)
+    marker = root / _MARKER
+    runs = root / "runs"
+    if root.exists() and not root.is_dir():
+        raise CacheError(f"sweep cache {str(root)!r} exists and is not a directory")
+    if not root.exists() or (not any(root.iterdir())):
+        runs.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".{_MARKER}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"format": _CACHE_FORMAT, "content": "mfcore sweep cache"}))
+        os.replace(tmp, marker)
+        return runs
+    if not marker.is_file():
+        raise CacheError(
+            f"{str(root)!r} is not an mfcore sweep cache (no {_MARKER}); refusing to write into a "
+            "foreign directory: choose an empty or new folder with --cache"
+        )
+    try:
+        info = json.loads(marker.read_text())
+        ok = info.get("format") == _CACHE_FORMAT
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        raise CacheError(f"unreadable or unsupported cache marker {str(marker)!r}; "
+                         "delete the cache folder to start afresh")
+    runs.mkdir(exist_ok=True)
+    foreign = sorted(p.name for p in runs.iterdir() if not (_ENTRY.match(p.name) or _TEMP.match(p.name)))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise CacheError(
+            f"foreign files in the sweep cache {str(runs)!r}: {shown}; the cache holds only files "
+            "named <key>.nc written by mfcore: move these files away"
+        )
+    return runs
+
+
+def entry_path(runs: Path, key: str) -> Path:
+    return Path(runs) / f"{key}.nc"
+
+
+def read_entry(path: Path, key: str, params: dict | None = None) -> xr.Dataset:
+    """Load a cache entry and check that it is the run ``key`` (and ``params``); else :class:`CacheError`."""
+    from .results import load_dataset
+
+    try:
+        ds = load_dataset(path)
+    except Exception as exc:  # h5py/h5netcdf raise OSError, KeyError, ValueError ... on garbage
+        raise CacheError(
+            f"corrupt cache entry {str(path)!r} ({type(exc).__name__}: {exc}); delete this file "
+            "and rerun the sweep to recompute that run"
+        ) from None
+    stored_key = ds.attrs.get("sweep_key")
+    if stored_key != key:
+        raise CacheError(f"cache entry {str(path)!r} is not an mfcore sweep result for key {key} "
+                         f"(it says {stored_key!r}); delete this file and rerun the sweep")
+    if params is not None:
+        stored = ds.attrs.get("sweep_params")
+        if stored != json.dumps(run_parameters(params), sort_keys=True):
+            raise CacheError(f"cache entry {str(path)!r} holds different parameters than its key "
+                             "promises; delete this file and rerun the sweep")
+    return ds
+
+
+def compute_run(params: dict, runs_dir: str, version: str, log: str | None = None) -> dict:
+    """Unit of work: run :func:`mfcore.simulate` for ``params`` and store it atomically in the cache.
+
+    Returns a small summary (the dataset itself stays on disk). Skips the computation if the
+    entry appeared meanwhile (another worker or sweep computed it).
+    """
+    from . import __version__
+    from .problem import Problem
+    from .results import save_dataset
+    from .simulate import simulate
+
+    if version != __version__:
+        raise RuntimeError(f"worker runs mfcore {__version__}, the sweep expects {version}: "
+                           "install the same version on every worker")
+    params = run_parameters(params)
+    key = run_key(params, version)
+    path = entry_path(Path(runs_dir), key)
+    if path.exists():
+        return {"key": key, "computed": False}
+    kwargs = {k: v for k, v in params.items() if k not in ("activation", "target", "dim")}
+    start = time.perf_counter()
+    ds = simulate(Problem(params["dim"], params["activation"], params["target"]), progress=False, **kwargs)
+    ds.attrs["sweep_key"] = key
+    ds.attrs["sweep_params"] = json.dumps(params, sort_keys=True)
+    save_dataset(ds, path)
+    wall = time.perf_counter() - start
+    if log is not None:
+        line = json.dumps({"key": key, "params": params, "wall_time_s": wall, "pid": os.getpid(),
+                           "finished": time.time()}) + "\n"
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())  # one write with O_APPEND: lines from workers never interleave
+        finally:
+            os.close(fd)
+    return {"key": key, "computed": True, "wall_time_s": wall}
+
+
+# ---------------------------------------------------------------------------------------------
+# execution
+# ---------------------------------------------------------------------------------------------
+def _local_client(workers: int | None):
+    from distributed import Client, LocalCluster
+
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, silence_logs=40)
+    return Client(cluster), cluster
+
+
+def run_sweep(spec: SweepSpec, cache=DEFAULT_CACHE, scheduler: str | None = None, client=None,
+              workers: int | None = None, log=None, progress: bool = True) -> xr.Dataset:
+    """Run (or resume) a sweep and return its combined dataset.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    cache : path
+        Cache directory (created if needed; see the module docstring).
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``tcp://host:8786``); default: an embedded
+        ``LocalCluster`` with ``workers`` single-threaded processes on 127.0.0.1, no dashboard.
+        It is started only if some run is missing.
+    client : distributed.Client, optional
+        An existing client (overrides ``scheduler``).
+    workers : int, optional
+        Worker processes of the local cluster (default: number of CPUs).
+    log : path, optional
+        Append one JSON line per *computed* run (key, parameters, wall time, process id).
+    progress : bool
+        tqdm bar on stderr: finished runs out of the total (cached runs count as finished).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimensions ``spec.dims`` (coordinates: the swept values) + those of the runs; run
+        attributes equal across runs become dataset attributes, the others (and
+        ``velocity_evaluations``, ``wall_time_s``, ``run_key``) become variables over the swept
+        dimensions.
+
+    Raises
+    ------
+    CacheError
+        Corrupt or foreign files in the cache.
+    FloatingPointError, ValueError
+        If some run failed (all other runs are still computed and cached).
+    """
+    from . import __version__
+
+    runs_dir = prepare_cache(cache)
+    runs = list(spec.runs())
+    keys = [run_key(p) for _, p in runs]
+    # validate existing entries up front: a corrupt file must not cost a long sweep first
+    missing = []
+    for (index, params), key in zip(runs, keys):
+        path = entry_path(runs_dir, key)
+        if path.exists():
+            read_entry(path, key, params)
+        else:
+            missing.append((index, params, key))
+    unique_missing = list({key: (index, params, key) for index, params, key in missing}.values())
+
+    from tqdm import tqdm  # text bar on stderr (tqdm.auto needs ipywidgets in notebooks)
+
+    bar = tqdm(total=len(runs), initial=len(runs) - len(missing), desc=f"sweep {spec.name}", unit="run",
+               file=sys.stderr, disable=not progress, leave=True)
+    failures = []
+    if unique_missing:
+        own = None
+        if client is None:
+            if scheduler is not None:
+                from distributed import Client
+
+                client = Client(scheduler)
+                own = (client, None)
+            else:
+                client, cluster = _local_client(workers)
+                own = (client, cluster)
+        try:
+            from distributed import as_completed
+
+            futures = {}
+            for index, params, key in unique_missing:
+                fut = client.submit(compute_run, params, str(runs_dir.resolve()), __version__,
+                                    None if log is None else str(Path(log).resolve()),
+                                    key=f"mfcore-run-{key}", pure=False)
+                futures[fut] = params
+            count = {key: keys.count(key) for _, _, key in unique_missing}
+            try:
+                for fut in as_completed(futures):
+                    if fut.status == "error":
+                        exc = fut.exception()
+                        failures.append((futures[fut], exc))
+                        bar.update(count[run_key(futures[fut])])
+                        continue
+                    out = fut.result()
+                    bar.update(count[out["key"]])
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+        finally:
+            bar.close()
+            if own is not None:
+                own[0].close()
+                if own[1] is not None:
+                    own[1].close()
+    else:
+        bar.close()
+    if failures:
+        params, exc = failures[0]
+        summary = "; ".join(f"{_short(p)}: {type(e).__name__}: {e}" for p, e in failures[:3])
+        msg = (f"{len(failures)} of {len(runs)} runs of sweep {spec.name!r} failed ({summary}"
+               f"{' ...' if len(failures) > 3 else ''}); the other runs are cached")
+        raise (FloatingPointError if isinstance(exc, FloatingPointError) else ValueError)(msg) from exc
+    return assemble(spec, runs_dir)
+
+
+def _short(params: dict) -> str:
+    return ", ".join(f"{k}={params[k]}" for k in ("activation", "dim", "width", "seed", "horizon", "step")
+                     if k in params)
+
+
+def assemble(spec: SweepSpec, runs_dir) -> xr.Dataset:
+    """Combine the cached runs of ``spec`` into one dataset (raises :class:`CacheError` if one is missing)."""
+    runs_dir = Path(runs_dir)
+    datasets, run_attrs = {}, {}
+    for index, params in spec.runs():
+        key = run_key(params)
+        path = entry_path(runs_dir, key)
+        if not path.exists():
+            raise CacheError(f"run {_short(params)} of sweep {spec.name!r} is not in the cache {str(runs_dir)!r}")
+        ds = read_entry(path, key, params)
+        attrs = dict(ds.attrs)
+        attrs["run_key"] = key
+        attrs.pop("sweep_key", None)
+        attrs.pop("sweep_params", None)
+        run_attrs[index] = attrs
+        ds = ds.drop_attrs() if hasattr(ds, "drop_attrs") else ds.assign_attrs({})
+        ds.attrs = {}
+        coords = {name: [spec.grid[name][i]] for name, i in zip(spec.dims, index)}
+        datasets[index] = ds.expand_dims(coords) if coords else ds
+
+    if spec.dims:
+        def nest(prefix):
+            depth = len(prefix)
+            if depth == len(spec.dims):
+                return datasets[prefix]
+            return [nest(prefix + (i,)) for i in range(spec.shape[depth])]
+
+        combined = xr.combine_nested(nest(()), concat_dim=list(spec.dims), join="outer",
+                                     combine_attrs="drop", data_vars="all", coords="different",
+                                     compat="no_conflicts")
+    else:
+        combined = datasets[()]
+
+    # run attributes: constant -> dataset attrs, varying -> variables over the swept dims
+    names = sorted(set().union(*[set(a) for a in run_attrs.values()]) - set(spec.dims))
+    attrs = {}
+    for name in names:
+        values = [run_attrs[idx].get(name) for idx in sorted(run_attrs)]
+        same = all(json.dumps(v, sort_keys=True, default=str) == json.dumps(values[0], sort_keys=True, default=str)
+                   for v in values)
+        if same and name not in PER_RUN_VARIABLES:
+            attrs[name] = values[0]
+            continue
+        arr = np.empty(spec.shape, dtype=object)
+        for idx in run_attrs:
+            arr[idx] = run_attrs[idx].get(name)
+        flat = [v for v in arr.ravel()]
+        if all(isinstance(v, (bool, np.bool_)) for v in flat):
+            arr = arr.astype(bool)
+        elif all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in flat):
+            arr = arr.astype(np.int64)
+        elif all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in flat):
+            arr = arr.astype(float)
+        else:
+            arr = np.array([json.dumps(v) if not isinstance(v, str) else v for v in flat], dtype=str).reshape(spec.shape)
+        combined[name] = (spec.dims, arr) if spec.dims else ((), arr[()] if arr.ndim else arr)
+    from . import __version__
+
+    attrs.update({
+        "sweep_name": spec.name,
+        "sweep_description": spec.description,
+        "sweep_dims": list(spec.dims),
+        "sweep_fixed": json.dumps(spec.fixed, sort_keys=True),
+        "sweep_runs": spec.size,
+        "mfcore_version": __version__,
+    })
+    combined.attrs = attrs
+    return combined
+
+
+# ---------------------------------------------------------------------------------------------
+# configs, results on disk, CLI
+# ---------------------------------------------------------------------------------------------
+def run_config(config, only=None, cache=None, out_dir=None, scheduler=None, workers=None, log=None,
+          progress=True, write=True) -> dict[str, xr.Dataset]:
+    """Run every sweep of a TOML config (or those named in ``only``); write ``<out_dir>/<name>.nc``.
+
+    ``cache`` and ``out_dir`` default to the config's ``[defaults]`` (then ``.mfcore-cache/sweeps``
+    and ``sweeps/<config stem>``). One Dask cluster is shared by all sweeps of the call.
+    """
+    from .results import save_dataset
+
+    cfg = config if isinstance(config, SweepConfig) else load_config(config)
+    names = list(cfg) if not only else list(only)
+    unknown = [n for n in names if n not in cfg]
+    if unknown:
+        raise ValueError(f"no sweep named {unknown} in the config; available: {', '.join(cfg)}")
+    cache = cache or cfg.defaults.get("cache", DEFAULT_CACHE)
+    stem = Path(cfg.source).stem if cfg.source else "sweeps"
+    out_dir = Path(out_dir or cfg.defaults.get("out_dir", f"sweeps/{stem}"))
+    if write:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    client = cluster = None
+    results = {}
+    try:
+        for name in names:
+            spec = cfg[name]
+            if client is None and _needs_work(spec, cache):
+                if scheduler is not None:
+                    from distributed import Client
+
+                    client = Client(scheduler)
+                else:
+                    client, cluster = _local_client(workers)
+            ds = run_sweep(spec, cache=cache, client=client, log=log, progress=progress)
+            if write:
+                path = Path(spec.out) if spec.out else out_dir / f"{name}.nc"
+                save_dataset(ds, path)
+                ds.attrs["written_to"] = str(path)
+            results[name] = ds
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    return results
+
+
+def _needs_work(spec: SweepSpec, cache) -> bool:
+    runs_dir = prepare_cache(cache)
+    return any(not entry_path(runs_dir, run_key(p)).exists() for _, p in spec.runs())
+
+
+def find_sweep_result(name: str, profile: str = "paper", search=None) -> Path | None:
+    """Path of a stored sweep result ``sweeps/<profile>/<name>.nc``, or ``None``.
+
+    Looked up in ``$MFCORE_SWEEPS/<profile>``, then ``./sweeps/<profile>`` and
+    ``../sweeps/<profile>`` (notebooks run from ``notebooks/``), or in the folders ``search``.
+    Notebooks use it to load a cluster sweep when present and otherwise compute their own data.
+    """
+    folders = [Path(s) for s in search] if search is not None else [
+        *( [Path(os.environ["MFCORE_SWEEPS"]) / profile] if os.environ.get("MFCORE_SWEEPS") else []),
+        Path("sweeps") / profile, Path("..") / "sweeps" / profile,
+    ]
+    for folder in folders:
+        path = folder / f"{name}.nc"
+        if path.is_file():
+            return path
+    return None
+
+
+def load_sweep_result(name: str, profile: str = "paper", search=None) -> xr.Dataset | None:
+    """Load :func:`find_sweep_result`'s file with :func:`mfcore.results.load_dataset`, or ``None``."""
+    from .results import load_dataset
+
+    path = find_sweep_result(name, profile, search)
+    return None if path is None else load_dataset(path)
+
+
+def add_parser(subparsers) -> None:
+    """Register ``mfcore sweep CONFIG`` (hook of :mod:`mfcore.cli`)."""
+    p = subparsers.add_parser(
+        "sweep", help="run a grid of simulations on Dask (resumable, cached)",
+        description="Run the sweeps of a TOML config on a Dask cluster (an embedded LocalCluster by "
+        "default). Finished runs are cached under --cache; rerunning computes only what is missing. "
+        "Each sweep is written to <out_dir>/<name>.nc.",
+    )
+    p.add_argument("config", help="TOML sweep configuration (e.g. configs/test.toml, configs/paper.toml)")
+    p.add_argument("--only", action="append", default=None, metavar="NAME",
+                   help="run only this sweep of the config (repeatable)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="address of an existing Dask scheduler (default: embedded LocalCluster)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes of the LocalCluster (default: CPUs)")
+    p.add_argument("--cache", default=None, help=f"cache directory (default: config [defaults].cache or {DEFAULT_CACHE})")
+    p.add_argument("--out-dir", default=None, help="output folder (default: config [defaults].out_dir)")
+    p.add_argument("--log", default=None, help="append one JSON line per computed run to this file")
+    p.add_argument("--dry-run", action="store_true", help="only print the number of runs and how many are cached")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar (default on)")
+    p.set_defaults(func=_run_cli)
+
+
+def _run_cli(args) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    cfg = load_config(args.config)
+    if args.dry_run:
+        cache = args.cache or cfg.defaults.get("cache", DEFAULT_CACHE)
+        runs_dir = prepare_cache(cache)
+        for name in (args.only or cfg):
+            if name not in cfg:
+                raise ValueError(f"no sweep named {name!r} in the config; available: {', '.join(cfg)}")
+            spec = cfg[name]
+            done = sum(entry_path(runs_dir, run_key(p)).exists() for _, p in spec.runs())
+            print(f"{name}: {spec.size} runs over {', '.join(spec.dims) or '(no swept parameter)'}; "
+                  f"{done} cached, {spec.size - done} to compute")
+        return 0
+    results = run_config(cfg, only=args.only, cache=args.cache, out_dir=args.out_dir, scheduler=args.scheduler,
+                    workers=args.workers, log=args.log, progress=args.progress)
+    for name, ds in results.items():
+        dims = ", ".join(f"{d}={ds.sizes[d]}" for d in ds.attrs["sweep_dims"])
+        print(f"{name}: {ds.attrs['sweep_runs']} runs ({dims}) -> {ds.attrs.get('written_to')}")
+    return 0
