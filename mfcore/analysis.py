@@ -192,7 +192,7 @@ def loglog_axes(ax, xlabel: str | None = None, ylabel: str | None = None, base: 
     ``plain`` (``"x"``, ``"y"``, ``"both"`` or ``"none"``) selects the axes whose tick labels are
     plain numbers (e.g. dimensions 16, 64, 256) instead of powers of ``base``.
     """
-    from matplotlib.ticker import LogLocator, ScalarFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     if plain not in ("x", "y", "both", "none"):
         raise ValueError(f"plain must be 'x', 'y', 'both' or 'none', got {plain!r}")
@@ -204,6 +204,8 @@ def loglog_axes(ax, xlabel: str | None = None, ylabel: str | None = None, base: 
             fmt.set_scientific(False)
             axis.set_major_locator(LogLocator(base=base))
             axis.set_major_formatter(fmt)
+            # an axis spanning less than a decade would otherwise label every minor tick
+            axis.set_minor_formatter(NullFormatter())
     if xlabel is not None:
         ax.set_xlabel(xlabel)
     if ylabel is not None:
