@@ -62,4 +62,8 @@ from .bench import run_benchmarks, write_benchmarks  # noqa: F401
 # analysis helpers for the notebooks (notebook author of C1/C7):
 from .analysis import Fit, first_crossing_time, fit_law, local_slopes, loglog_axes, power_law_fit  # noqa: F401
 
+# notebook conventions and the authors' units (lead):
+from . import notebook  # noqa: F401,E402
+from .authors import authors_horizon, book_horizon, book_loss, book_step, book_time  # noqa: F401,E402
+
 set_style()
