@@ -1,7 +1,7 @@
 r"""Activations as Hermite series: named choices, user callables and coefficient vectors.
 
 An activation is stored as its exact function (when known) and its Hermite coefficients
-:math:`c_0..c_D` (SPEC §2). Polynomials built from ``he{k}`` are exact; any other function is
+:math:`c_0..c_D` (the book's mathematical reference, section ``math-model``). Polynomials built from ``he{k}`` are exact; any other function is
 expanded by Gauss-Hermite quadrature up to a stated truncation degree ``D``, with the truncation
 error :math:`\big(\mathbb E\sigma^2-\sum_{j\le D}c_j^2\big)^{1/2}` reported.
 The information exponent is :math:`k=\min\{j\ge1: c_j\ne0\}`.

@@ -11,7 +11,8 @@ neuron by :math:`2\,\mathrm{lr}\,v` where :math:`v` is the book's mean-field vel
 
 and their horizon :math:`T_{\rm auth}=\max(\log d,\ \tfrac12 d^{k/2-1})` is
 :math:`t=\max(2\log d,\ d^{k/2-1})` in the book's units (:math:`t=d` for :math:`h_4`).
-See the book's mathematical reference, section ``math-authors``.
+See the book's mathematical reference, section ``math-authors``. The protocol itself (fixed
+training set, minibatches in a fixed order, fixed test set) is :func:`mfcore.sampled.authors_sgd`.
 """
 from __future__ import annotations
 
@@ -21,10 +22,28 @@ import math
 TIME_FACTOR = 2.0
 #: The authors' learning rate (their units); the book's step is ``TIME_FACTOR`` times it.
 AUTHORS_LR = 0.01
-#: The authors' minibatch protocol: reused training samples, batch size, fixed test set size.
+#: The authors' minibatch protocol at :math:`d=64` (their code's defaults are :math:`n=2048d`,
+#: :math:`B=4n/d`, :math:`n_{\rm test}=\max(n,2048)`; see :func:`authors_data_sizes`).
 AUTHORS_TRAIN_SAMPLES = 131072
 AUTHORS_BATCH = 8192
 AUTHORS_TEST_SAMPLES = 65536
+#: Widths of their experiments: 128 ... 32768 in powers of two (nested subsets of one initialisation).
+AUTHORS_WIDTHS = tuple(2**j for j in range(7, 16))
+#: Dimensions of their experiments.
+AUTHORS_DIMS = (16, 32, 64, 128)
+
+
+def authors_data_sizes(dim: int) -> dict:
+    r"""Their code's data sizes for dimension :math:`d` (``main_nn.py``, option ``-n 0``).
+
+    :math:`n=2048\,d` training samples, minibatch :math:`B=\lfloor 4n/d\rfloor=8192`, so
+    :math:`n/B=d/4` minibatches per epoch (16 at :math:`d=64`), and a test set of
+    :math:`\max(n,2048)` samples. Returns ``{"samples", "batch", "test_samples"}``.
+    """
+    if int(dim) < 2:
+        raise ValueError(f"dim must be an integer >= 2, got {dim!r}")
+    n = 2048 * int(dim)
+    return {"samples": n, "batch": int(n * 4 / int(dim)), "test_samples": max(n, 2048)}
 
 
 def book_time(authors_time: float) -> float:

@@ -6,7 +6,8 @@ import pytest
 
 from mfcore import Problem, nested_initialisation, simulate, velocity
 from mfcore.hermite import hermite_series
-from mfcore.sampled import _Pointwise, activation_derivative, minibatch_gradient, sampled_sgd
+from mfcore.authors import book_step
+from mfcore.sampled import _Pointwise, activation_derivative, authors_sgd, minibatch_gradient, sampled_sgd
 from mfcore.sphere import tangent_project
 
 
@@ -25,7 +26,7 @@ def _mean_sampled_velocity(W, problem, n_batches, batch, seed):
 @pytest.mark.parametrize("activation,target,n_batches",
                          [("he4", None, 48), ("he4+he6", "he4", 96), ("tanh", None, 48)])
 def test_expected_minibatch_gradient_is_the_population_velocity(activation, target, n_batches):
-    # E over fresh samples of the tangential part of -g_i is the exact velocity v_i (SPEC §2).
+    # E over fresh samples of the tangential part of -g_i is the exact velocity v_i (the book's mathematical reference, section math-model).
     problem = Problem(8, activation, target)
     W = nested_initialisation(16, 8, seed=3)
     v = velocity(W, problem)
@@ -130,3 +131,108 @@ def test_bad_parameters(kwargs, match):
     base = dict(width=8, horizon=1.0, step=0.05, batch=16)
     with pytest.raises(ValueError, match=match):
         sampled_sgd(Problem(8, "he4"), **{**base, **kwargs})
+
+
+# ------------------------------------------------------------------------------------------
+# the authors' protocol and units (their code: glasgow2025code)
+# ------------------------------------------------------------------------------------------
+def test_one_authors_step_is_the_books_step_with_twice_the_lr():
+    """Their step: w - (lr m) grad R with R = mean (f-y)^2 (torch MSELoss, no 1/2), renormalised.
+    It equals the book's step w - eta g with eta = 2 lr (g = m grad of the 1/2-loss)."""
+    from mfcore.sphere import normalize_rows
+
+    problem = Problem(5, "he4")
+    m, lr = 4, 0.01
+    W = nested_initialisation(m, 5, seed=1)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 5))
+    y = problem.target(X[:, 0])
+
+    def risk(W):  # torch.nn.MSELoss of f(x) = (1/m) sum_i sigma(<w_i, x>)
+        return np.mean((problem.activation(X @ W.T).mean(axis=1) - y) ** 2)
+
+    h, grad = 1e-6, np.zeros_like(W)
+    for idx in np.ndindex(W.shape):
+        E = np.zeros_like(W)
+        E[idx] = h
+        grad[idx] = (risk(W + E) - risk(W - E)) / (2 * h)
+    theirs = normalize_rows(W - lr * m * grad)
+    g, half_loss = minibatch_gradient(W, X, y, problem)
+    ours = normalize_rows(W - book_step(lr) * g)
+    np.testing.assert_allclose(theirs, ours, atol=1e-9)
+    assert risk(W) == pytest.approx(2 * half_loss, rel=1e-12)  # their risk = 2 x the book's loss
+
+
+def test_authors_protocol_follows_the_population_dynamics_in_book_time():
+    """Large batches: their SGD at lr, read at book time t = 2 T_auth, follows the exact projected GD
+    with step 2 lr; read at t = T_auth (no factor 2) it does not."""
+    problem = Problem(8, "he4")
+    m, T_auth = 64, 0.5  # the loss falls fast here (d = 8): 0.46 -> 0.32 (t = 0.5) -> 0.22 (t = 1)
+    ds = authors_sgd(problem, m, authors_time=T_auth, lr=0.01, samples=1 << 16, batch=1 << 16,
+                     test_samples=1 << 12, seed=2, record_times=[0.0, 0.5, 1.0])
+    assert ds.attrs["step"] == 0.02 and ds.attrs["n_steps"] == 50
+    np.testing.assert_allclose(ds.t_authors.values, ds.t.values / 2)
+    exact = simulate(problem, width=m, horizon=1.0, step=0.02, seed=2, record_times=[0.0, 0.5, 1.0],
+                     nodes=64, progress=False)
+    drop_sgd = ds.loss.values[0] - ds.loss.values[-1]
+    drop_exact = exact.loss.values[0] - exact.loss.values[-1]
+    assert ds.loss.values[0] == pytest.approx(exact.loss.values[0], rel=1e-12)  # same initial neurons
+    assert drop_sgd == pytest.approx(drop_exact, rel=0.15), (drop_sgd, drop_exact)
+    # without the factor 2 the comparison would read the exact curve at t = T_auth = 0.5: clearly different
+    drop_wrong = exact.loss.values[0] - exact.loss.values[1]
+    assert abs(drop_sgd - drop_wrong) > 0.3 * drop_exact
+    np.testing.assert_allclose(ds.authors_population_risk.values, 2 * ds.loss.values)
+
+
+def test_fixed_batch_order_reproducible_from_the_seed(monkeypatch):
+    import mfcore.sampled as sampled
+
+    seen = []
+    real = sampled.minibatch_gradient
+
+    def spy(W, X, y, problem, pointwise=None, chunk=None):
+        seen.append(X[:, :2].copy())
+        return real(W, X, y, problem, pointwise, chunk)
+
+    monkeypatch.setattr(sampled, "minibatch_gradient", spy)
+    problem = Problem(6, "he4")
+    kw = dict(width=8, horizon=0.2, step=0.02, batch=32, samples=128, n_records=3, order="fixed")
+    a = sampled.sampled_sgd(problem, seed=3, **kw)  # 10 steps, 4 batches per epoch
+    first, seen[:] = list(seen), []
+    b = sampled.sampled_sgd(problem, seed=3, **kw)
+    second, seen[:] = list(seen), []
+    sampled.sampled_sgd(problem, seed=4, **kw)
+    other = list(seen)
+    assert len(first) == 10 and a.attrs["epochs"] == 3
+    for k in range(10):  # batch k is slice k mod 4 of the training set, every epoch in the same order
+        np.testing.assert_array_equal(first[k], first[k % 4])
+        np.testing.assert_array_equal(first[k], second[k])
+    assert not np.array_equal(first[0], first[1])
+    assert not np.array_equal(first[0], other[0])  # another seed, another training set
+    xr_equal = all(np.array_equal(a[v].values, b[v].values) for v in ("loss", "train_loss"))
+    assert xr_equal
+    train = np.random.default_rng([3, 1]).standard_normal((128, 6))  # the training set, from the seed
+    np.testing.assert_array_equal(first[1], train[32:64, :2])
+
+
+def test_test_set_risk_is_twice_the_book_loss_within_mc_error():
+    problem = Problem(8, "he4")
+    risks, pops = [], []
+    for seed in range(6):
+        ds = authors_sgd(problem, 16, authors_time=0.01, samples=256, batch=256, test_samples=1 << 15,
+                         seed=seed, record_times=[0.0])
+        risks.append(float(ds.authors_risk[0]))
+        pops.append(float(ds.authors_population_risk[0]))
+    risks, pops = np.array(risks), np.array(pops)
+    rel = risks / pops - 1.0  # one fixed test set per seed: a Monte Carlo error of several %
+    assert abs(rel.mean()) < 4 * rel.std(ddof=1) / np.sqrt(rel.size) + 1e-3, rel
+    assert 0.005 < rel.std(ddof=1) < 0.3, rel  # heavy-tailed labels: the error is not negligible
+    np.testing.assert_allclose(pops, 2 * np.array([0.5 * p for p in pops]))
+
+
+def test_authors_data_sizes_follow_their_code():
+    from mfcore.authors import authors_data_sizes
+
+    assert authors_data_sizes(64) == {"samples": 131072, "batch": 8192, "test_samples": 131072}
+    assert authors_data_sizes(16) == {"samples": 32768, "batch": 8192, "test_samples": 32768}
+    assert authors_data_sizes(32)["test_samples"] == 65536

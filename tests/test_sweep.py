@@ -14,17 +14,20 @@ import pytest
 import xarray as xr
 
 from mfcore import Problem, __version__, cli, load_dataset, simulate
+from mfcore.authors import authors_horizon, book_horizon, book_step
 from mfcore.sweep import (
     CacheError,
     SweepSpec,
     entry_path,
     load_config,
     load_sweep_result,
+    find_sweep_result,
     paper_horizon,
     prepare_cache,
     run_key,
     run_parameters,
     run_sweep,
+    t95_horizon,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +47,26 @@ def thread_client():
     cluster.close()
 
 
+#: Attributes that record when, where and from which commit a result was made (not its content).
+PROVENANCE_ATTRS = ("assembled_at", "computed_at", "git_commit", "git_dirty", "hostname", "cpu_count",
+                    "platform", "blas")
+
+
+def _content_attrs(attrs: dict) -> dict:
+    return {k: v for k, v in attrs.items()
+            if not (k in PROVENANCE_ATTRS or k.startswith("assembled_") or k == "wall_time_s")}
+
+
+def assert_same_results(a: xr.Dataset, b: xr.Dataset) -> None:
+    """Identical data, coordinates and attributes, except the provenance attributes."""
+    a, b = a.copy(), b.copy()
+    a.attrs, b.attrs = _content_attrs(a.attrs), _content_attrs(b.attrs)
+    for name in PROVENANCE_ATTRS:
+        a = a.drop_vars(name, errors="ignore")
+        b = b.drop_vars(name, errors="ignore")
+    xr.testing.assert_identical(a, b)
+
+
 def _log_keys(path: Path) -> list[str]:
     if not path.exists():
         return []
@@ -59,19 +82,41 @@ def test_shipped_configs():
     paper = load_config(REPO / "configs" / "paper.toml")
     assert {"c1", "c5", "c7_he6"} <= set(paper)
     c5 = paper["c5"]
-    # the authors' sizes (SPEC §1): d in 16..128, widths 128..32768 in powers of two, lr 0.01
-    assert c5.grid["dim"] == [16, 32, 64, 128]
+    # the authors' sizes (their code, glasgow2025code): widths 128..32768 in powers of two, lr 0.01
+    # = book step 0.02; horizon max(T95, d) in book time; >= 3 seeds; float32, moment route if cheaper
+    assert c5.grid["dim"] == [16, 32, 64]
     assert c5.grid["width"] == [2**j for j in range(7, 16)]
-    assert c5.fixed["step"] == 0.01
-    horizons = {p["dim"]: p["horizon"] for _, p in c5.runs()}
-    assert horizons == {16: 8.0, 32: 16.0, 64: 32.0, 128: 64.0}  # T = d/2 for k = 4
+    assert len(c5.grid["seed"]) >= 3
+    assert c5.fixed["step"] == 0.02 == book_step(0.01)
+    assert c5.fixed["dtype"] == "float32" and c5.fixed["evaluation"] == "auto"
+    assert c5.fixed["horizon"] == "full"
     assert all(p["width"] == 0 for _, p in paper["c1"].runs())
+    assert all(s.fixed["step"] == 0.02 for s in paper.values())
 
 
-def test_paper_horizon():
-    assert paper_horizon(16, 4) == 8.0
-    assert paper_horizon(32, 6) == 0.5 * 32**2
-    assert paper_horizon(64, 2) == pytest.approx(np.log(64))
+def test_paper_horizon_is_in_book_units():
+    # the authors' T_auth = max(log d, d^(k/2-1)/2) in their time; the book's time is twice theirs
+    assert paper_horizon(16, 4) == 16.0 == book_horizon(16, 4) == 2 * authors_horizon(16, 4)
+    assert paper_horizon(32, 6) == 32.0**2
+    assert paper_horizon(64, 2) == pytest.approx(2 * np.log(64))
+    assert run_parameters({"dim": 32, "horizon": "paper"})["horizon"] == 32.0
+    assert run_parameters({"dim": 32, "horizon": "3*paper"})["horizon"] == 96.0
+
+
+def test_t95_and_full_horizons():
+    t95 = t95_horizon(16, "he4")
+    assert float(f"{t95:.3g}") == t95  # rounded: the same key on every machine
+    # the limit's loss has fallen by 95% at T95 and not long before
+    probe = simulate(Problem(16, "he4"), width=0, horizon=t95, method="flow", nodes=2048,
+                     record_times=[0.0, 0.97 * t95, t95], progress=False)
+    rel = probe.mf_loss.values / probe.mf_loss.values[0]
+    assert rel[2] <= 0.05 + 1e-4 and rel[1] > 0.05
+    assert 2 * 16 < t95 < 6 * 16  # measured 53.8: about 3.4 d (well beyond the authors' t = d)
+    assert run_parameters({"dim": 16, "horizon": "t95"})["horizon"] == t95
+    assert run_parameters({"dim": 16, "horizon": "full"})["horizon"] == max(t95, 16.0)
+    assert run_parameters({"dim": 16, "horizon": "2*full"})["horizon"] == 2 * max(t95, 16.0)
+    # a short-horizon problem (k = 2): full is at least the authors' horizon
+    assert run_parameters({"dim": 16, "activation": "he2", "horizon": "full"})["horizon"] >= paper_horizon(16, 2)
 
 
 def test_keys_are_canonical_and_versioned():
@@ -82,8 +127,8 @@ def test_keys_are_canonical_and_versioned():
     assert run_key(a) != run_key({**a, "seed": 1})
     assert run_key(a) != run_key(a, version=__version__ + ".post1")
     assert len(run_key(a)) == 32
-    # "paper" horizons are resolved before hashing
-    assert run_key({**a, "horizon": "paper", "dim": 16}) == run_key({**a, "horizon": 8.0, "dim": 16})
+    # "paper" horizons are resolved (in book time) before hashing
+    assert run_key({**a, "horizon": "paper", "dim": 16}) == run_key({**a, "horizon": 16.0, "dim": 16})
 
 
 @pytest.mark.parametrize("fixed,grid,match", [
@@ -161,7 +206,8 @@ def test_cli_sweep_interrupted_and_resumed(tmp_path, thread_client):
     from mfcore.results import save_dataset
 
     clean = load_dataset(save_dataset(clean, tmp_path / "clean.nc"))
-    xr.testing.assert_identical(resumed.drop_vars("wall_time_s"), clean.drop_vars("wall_time_s"))
+    provenance = ["wall_time_s", "computed_at"]
+    assert_same_results(resumed.drop_vars(provenance), clean.drop_vars(provenance))
 
     # 5. ... and each point is the run simulate() gives directly
     point = dict(activation="he3", dim=12, width=32, seed=1)
@@ -190,8 +236,16 @@ def test_rerun_uses_cache_and_matches(small_sweep, thread_client, tmp_path):
     log = tmp_path / "again.jsonl"
     again = run_sweep(spec, cache=cache, client=thread_client, progress=False, log=log)
     assert not log.exists()  # nothing recomputed
-    xr.testing.assert_identical(ds, again)
+    assert_same_results(ds, again)
     assert ds.loss.dims == ("width", "seed", "t")
+    # provenance: every run parameter, version, commit, dates, machine, per-run wall time
+    assert ds.wall_time_s.dims == ("width", "seed") and np.all(ds.wall_time_s > 0)
+    assert ds.computed_at.dims == ("width", "seed")
+    for name in ("mfcore_version", "git_commit", "git_dirty", "assembled_at", "assembled_git_commit",
+                 "assembled_on_cpu_count", "assembled_on_platform", "assembled_on_blas", "sweep_grid",
+                 "sweep_fixed", "horizon", "step", "nodes", "method", "dtype", "units"):
+        assert name in ds.attrs, name
+    assert ds.attrs["horizon"] == 0.5 and ds.attrs["assembled_on_cpu_count"] >= 1
     # a wider grid reuses the four cached runs and computes only the new ones
     wider = SweepSpec("wider", fixed=spec.fixed, grid={"width": [8, 16, 32], "seed": [0, 1]})
     out = run_sweep(wider, cache=cache, client=thread_client, progress=False, log=log)
@@ -247,6 +301,19 @@ def test_failed_run_reports_and_keeps_the_others(tmp_path, thread_client):
     assert len(list((tmp_path / "cache" / "runs").glob("*.nc"))) == 1
 
 
+def test_find_sweep_result_uses_the_repository(tmp_path, monkeypatch):
+    monkeypatch.delenv("MFCORE_SWEEPS", raising=False)
+    monkeypatch.chdir(tmp_path)  # any working directory
+    assert find_sweep_result("no-such-sweep-xyz") is None
+    found = find_sweep_result("c5")
+    stored = REPO / "sweeps" / "paper" / "c5.nc"
+    assert found == (stored if stored.is_file() else None)
+    monkeypatch.setenv("MFCORE_SWEEPS", str(tmp_path / "sweeps"))
+    (tmp_path / "sweeps" / "paper").mkdir(parents=True)
+    (tmp_path / "sweeps" / "paper" / "mine.nc").write_bytes(b"")
+    assert find_sweep_result("mine") == tmp_path / "sweeps" / "paper" / "mine.nc"
+
+
 def test_find_and_load_sweep_result(small_sweep, tmp_path):
     from mfcore.results import save_dataset
 
@@ -267,3 +334,68 @@ def test_existing_scheduler_by_address(tmp_path, thread_client):
     ds = run_sweep(spec, cache=tmp_path / "cache", scheduler=address, progress=False)
     assert ds.loss.dims == ("seed", "t") and np.all(np.isfinite(ds.loss))
     assert thread_client.status == "running"  # the shared cluster is left running
+
+
+# ------------------------------------------------------------------------------------------
+# faults: a worker process killed in the middle of a sweep
+# ------------------------------------------------------------------------------------------
+def test_killed_worker_loses_nothing(tmp_path):
+    """SIGKILL one worker process while runs are in flight: the sweep still finishes, every run is
+    in the result exactly once, each computed once, and the cache holds complete entries only."""
+    import threading
+
+    from distributed import Client, LocalCluster
+
+    from mfcore.sweep import read_entry
+
+    spec = SweepSpec("faults", fixed={"dim": 8, "width": 16, "horizon": 1.0, "step": 0.002, "nodes": 32,
+                                      "n_records": 5}, grid={"seed": list(range(6))})  # ~0.3 s per run
+    cache, log = tmp_path / "cache", tmp_path / "log.jsonl"
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, silence_logs=50)
+    client = Client(cluster)
+    try:
+        out, errors = {}, []
+
+        def work():
+            try:
+                out["ds"] = run_sweep(spec, cache=cache, client=client, log=log, progress=False)
+            except BaseException as exc:  # reported by the main thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        # wait until a run is in flight on a worker, then kill that worker's process
+        deadline, victim = time.time() + 60, None
+        while time.time() < deadline and victim is None:
+            busy = {w: keys for w, keys in client.processing().items() if keys}
+            if busy:
+                victim = sorted(busy)[0]
+            else:
+                time.sleep(0.02)
+        assert victim is not None, "no run in flight"
+        in_flight = set(client.processing()[victim])
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        done_before = set(_log_keys(log))
+        os.kill(pid, signal.SIGKILL)
+        thread.join(timeout=120)
+        assert not thread.is_alive() and not errors, errors
+    finally:
+        client.close()
+        cluster.close()
+
+    ds = out["ds"]
+    assert ds.loss.dims == ("seed", "t") and ds.sizes["seed"] == 6 and np.all(np.isfinite(ds.loss))
+    keys = _log_keys(log)
+    assert len(keys) == 6 and len(set(keys)) == 6  # every run computed exactly once
+    assert sorted(ds.run_key.values) == sorted(keys)  # ... and in the result once
+    killed = {k.removeprefix("mfcore-run-") for k in in_flight}
+    assert killed and killed <= set(keys) and not (killed & done_before)  # the killed runs were redone
+    files = sorted(p.name for p in (cache / "runs").iterdir())
+    assert files == sorted(f"{k}.nc" for k in keys)  # no partial or temporary file left
+    for (_, params), key in zip(spec.runs(), ds.run_key.values):
+        read_entry(entry_path(cache / "runs", key), key, params)  # complete and the right run
+    direct = simulate(Problem(8, "he4"), width=16, horizon=1.0, step=0.002, nodes=32, n_records=5, seed=3,
+                      progress=False)
+    # the same run as a direct call (up to BLAS summation order in another process)
+    np.testing.assert_allclose(ds.sel(seed=3).loss.values, direct.loss.values, rtol=1e-12)
