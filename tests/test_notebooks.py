@@ -1,8 +1,15 @@
-"""Every notebook runs end to end (profile=quick) and follows the book's conventions."""
+"""Every notebook runs end to end (profile quick, through nbmake) and follows the book's conventions."""
 from __future__ import annotations
 
 import ast
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -13,6 +20,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 IDS = [p.stem for p in NOTEBOOKS]
+#: Quick-profile wall times measured by test_notebook_runs_quick_profile (read by book/course.md).
+QUICK_TIMES = REPO_ROOT / "book" / "quick_times.json"
+#: Per-cell timeout of the quick runs (seconds).
+CELL_TIMEOUT = 600
 
 
 def _toc_files(toc_path: Path) -> set[str]:
@@ -77,6 +88,19 @@ def test_notebook_conventions(path: Path, repo_root: Path):
         if isinstance(t, ast.Name)
     }
     assert "profile" in assigned, "the 'parameters' cell must define `profile`"
+    # `profile = None`: the profile then comes from $MFBOOK_PROFILE (the test suite runs nbmake with
+    # MFBOOK_PROFILE=quick; a notebook that fixed its profile would run at book size in the tests).
+    profile_lines = [line for line in params[0].source.splitlines() if re.match(r"\s*profile\s*=", line)]
+    assert profile_lines and re.match(r"\s*profile\s*=\s*None\s*(#|$)", profile_lines[0]), (
+        f"the parameters cell must say `profile = None  # ...` (found {profile_lines[:1]})"
+    )
+    # The cell before the parameters ends with `_before_parameters = set(globals())`.
+    index = nb.cells.index(params[0])
+    before = [c for c in nb.cells[:index] if c.cell_type == "code"]
+    last_line = before[-1].source.strip().splitlines()[-1].strip() if before and before[-1].source.strip() else ""
+    assert last_line == "_before_parameters = set(globals())", (
+        "the code cell before the parameters cell must end with `_before_parameters = set(globals())`"
+    )
 
     # Committed without outputs.
     dirty = [
@@ -98,18 +122,30 @@ def test_toc_entries_exist(repo_root: Path):
     assert not missing, f"_toc.yml lists files that do not exist: {missing}"
 
 
+def _record_quick_time(stem: str, seconds: float) -> None:
+    """Store the measured quick run time (only when new or off by more than 25%: no churn)."""
+    data = json.loads(QUICK_TIMES.read_text()) if QUICK_TIMES.exists() else {}
+    times = data.setdefault("seconds", {})
+    old = times.get(stem)
+    if old is not None and abs(seconds - old) <= 0.25 * old:
+        return
+    times[stem] = round(seconds, 1)
+    data["seconds"] = dict(sorted(times.items()))
+    data["date"] = datetime.date.today().isoformat()
+    data["machine"] = f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}"
+    data["measured_by"] = "tests/test_notebooks.py::test_notebook_runs_quick_profile (pytest --nbmake, MFBOOK_PROFILE=quick)"
+    QUICK_TIMES.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_notebook_runs_quick_profile(path: Path, tmp_path: Path):
-    import papermill
-
-    # Raises papermill.PapermillExecutionError (with the traceback) if any cell fails.
-    papermill.execute_notebook(
-        str(path),
-        str(tmp_path / path.name),
-        parameters={"profile": "quick"},
-        cwd=str(NOTEBOOK_DIR),
-        kernel_name="python3",
-        progress_bar=False,
-        execution_timeout=600,
-    )
+def test_notebook_runs_quick_profile(path: Path):
+    """`pytest --nbmake` on the notebook with MFBOOK_PROFILE=quick (read by `profile = None`)."""
+    env = dict(os.environ, MFBOOK_PROFILE="quick")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbmake",
+           f"--nbmake-timeout={CELL_TIMEOUT}", str(path)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 0, f"{path.name} failed at the quick profile:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+    _record_quick_time(path.stem, elapsed)
