@@ -6,6 +6,8 @@ r"""Small analysis helpers shared by the notebooks: crossing times and scaling-l
   :func:`exponential_fit`, :func:`linear_fit` — least squares on transformed data with the standard
   errors of :func:`scipy.stats.linregress`;
 * :func:`local_slopes` — successive log-log slopes, to see whether an asymptotic exponent is approached;
+* :func:`seed_slopes` — one fitted slope per independent seed, averaged, with the standard error over
+  seeds (for curves measured on nested subsets of one initialisation, whose points are correlated);
 * :func:`loglog_axes` — log-log axes with plain-number tick labels.
 """
 from __future__ import annotations
@@ -183,6 +185,49 @@ def local_slopes(x, y) -> np.ndarray:
     if x.shape != y.shape or x.ndim != 1 or x.size < 2 or np.any(x <= 0) or np.any(y <= 0):
         raise ValueError("x and y must be 1-D, positive, of equal length >= 2")
     return np.diff(np.log(y)) / np.diff(np.log(x))
+
+
+@dataclass(frozen=True)
+class SeedSlopes:
+    r"""Slopes fitted seed by seed, averaged over the seeds.
+
+    Attributes
+    ----------
+    law : str
+        The law fitted to each seed's curve (see :data:`LAWS`).
+    slope : float
+        Mean over seeds of the per-seed slopes.
+    stderr : float
+        Standard error of that mean, :math:`\mathrm{sd}/\sqrt{n}` over seeds (``nan`` with one seed).
+    per_seed : numpy.ndarray
+        The per-seed slopes, shape ``(n_seeds,)``.
+    n_seeds : int
+        Number of seeds.
+    """
+
+    law: str
+    slope: float
+    stderr: float
+    per_seed: np.ndarray
+    n_seeds: int
+
+
+def seed_slopes(x, y, law: str = "power") -> SeedSlopes:
+    r"""Fit ``law`` to each row of ``y`` against ``x``; mean slope and its standard error over rows.
+
+    ``y`` has shape ``(n_seeds, n_x)``: one curve per independent seed. The points of one curve may
+    be correlated (e.g. networks of several widths taken as nested subsets of one initialisation),
+    so the standard error of a single least-squares fit would be wrong; the seeds are independent,
+    so the spread of the per-seed slopes gives an honest standard error.
+    """
+    x = np.asarray(x, dtype=float).ravel()
+    y = np.atleast_2d(np.asarray(y, dtype=float))
+    if y.shape[1] != x.size:
+        raise ValueError(f"y must have shape (n_seeds, {x.size}), got {y.shape}")
+    slopes = np.array([fit_law(x, row, law).slope for row in y])
+    n = slopes.size
+    se = float(slopes.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return SeedSlopes(law=law, slope=float(slopes.mean()), stderr=se, per_seed=slopes, n_seeds=int(n))
 
 
 def loglog_axes(ax, xlabel: str | None = None, ylabel: str | None = None, base: float = 10,

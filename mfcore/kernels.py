@@ -2,7 +2,7 @@ r"""Polynomial dot-product kernels :math:`K(s) = \sum_q a_q s^q` on :math:`[-1, 
 
 For unit :math:`u, v` and :math:`x\sim N(0, I_d)`,
 :math:`\mathbb E[\sigma(\langle u,x\rangle)\sigma^*(\langle v,x\rangle)] = \sum_j c_j c^*_j \langle u,v\rangle^j`
-(SPEC §2), so every kernel of the book is a polynomial with coefficients :math:`a_q = c_q c^*_q`.
+(the book's mathematical reference, section ``math-model``), so every kernel of the book is a polynomial with coefficients :math:`a_q = c_q c^*_q`.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-r"""Exact infinite-width limit through the law of the overlap :math:`u=\langle w,e_1\rangle` (SPEC §3).
+r"""Exact infinite-width limit through the law of the overlap :math:`u=\langle w,e_1\rangle`
+(the book's mathematical reference, section ``math-limit``).
 
 :math:`\rho_0=\mathrm{Unif}(S^{d-1})` is invariant under rotations fixing :math:`e_1` and the flow is
 equivariant, so :math:`\rho_t` is the law of :math:`w=u\,e_1+r\,z` with :math:`r=\sqrt{1-u^2}`,
@@ -18,6 +19,9 @@ For a polynomial :math:`K` every expectation is a finite sum over the moments
     =\sum_p f_p\sum_{n\le p}\binom pn a^{p-n}b^n\,\mathbb E[s^{n+\gamma}]\,M[p-n+\alpha,\,n+\beta],
 
 so one evaluation of the field at :math:`N` points costs :math:`O(N\deg^2)`.
+Odd moments of :math:`s` vanish, so only even powers of :math:`r` and :math:`r'` survive in the
+field: :math:`V` is a polynomial in :math:`u` alone (:math:`r^2=1-u^2`), with coefficients built from
+the power moments :math:`\mathbb E[u'^a]` of the law.
 The law is carried by :math:`N` equally weighted quantile nodes of the initial law
 :math:`(u+1)/2\sim\mathrm{Beta}(\frac{d-1}2,\frac{d-1}2)`; the 1-D flow preserves order, so they stay
 quantiles.
@@ -96,7 +100,8 @@ def _power_rows(x: np.ndarray, n: int) -> np.ndarray:
 
 
 class OverlapField:
-    r"""The mean-field velocity and its companions for the law carried by nodes ``u`` (SPEC §3-4).
+    r"""The mean-field velocity and its companions for the law carried by nodes ``u``
+    (the book's mathematical reference, sections ``math-limit`` and ``math-hessian``).
 
     Parameters
     ----------

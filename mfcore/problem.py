@@ -1,4 +1,5 @@
-r"""The single-index teacher-student problem on the sphere (SPEC §2).
+r"""The single-index teacher-student problem on the sphere (the book's mathematical
+reference, section ``math-model``).
 
 Network :math:`f_\rho(x)=\int\sigma(\langle w,x\rangle)d\rho(w)`, target
 :math:`f^*(x)=\sigma^*(\langle w^*,x\rangle)` with :math:`w^*=e_1`, :math:`x\sim N(0,I_d)`.
@@ -85,7 +86,8 @@ class Problem:
         r"""Largest allowed step :math:`\eta` of projected GD: :math:`\eta K'(1) < 1`.
 
         Near :math:`w^*` the meridian velocity is about :math:`-K'(1)(u-1)`-scaled, so a step with
-        :math:`\eta K'(1)\gtrsim 1` overshoots past :math:`w^*` (SPEC §2).
+        :math:`\eta K'(1)\gtrsim 1` overshoots past :math:`w^*` (the book's mathematical
+        reference, section ``math-step1d``).
         """
         slope = max(self.kernel.derivative().sup_abs(), self.cross_kernel.derivative().sup_abs())
         return 1.0 / slope

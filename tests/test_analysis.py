@@ -18,6 +18,7 @@ from mfcore.analysis import (  # noqa: E402
     log_law_fit,
     loglog_axes,
     power_law_fit,
+    seed_slopes,
 )
 
 
@@ -121,3 +122,21 @@ def test_local_slopes_and_axes():
     with pytest.raises(ValueError, match="plain"):
         loglog_axes(ax, plain="z")
     plt.close(fig)
+
+
+def test_seed_slopes_mean_and_standard_error():
+    x = np.array([128.0, 256.0, 512.0, 1024.0])
+    rng = np.random.default_rng(0)
+    # exact power laws with per-seed prefactors: every slope is -1/2, no spread
+    y = rng.uniform(0.5, 2.0, (5, 1)) * x**-0.5
+    s = seed_slopes(x, y)
+    assert s.slope == pytest.approx(-0.5) and s.stderr == pytest.approx(0.0, abs=1e-12) and s.n_seeds == 5
+    # slopes -0.4 and -0.6: mean -0.5, standard error sd/sqrt(2) = 0.1
+    y2 = np.stack([x**-0.4, 3 * x**-0.6])
+    s2 = seed_slopes(x, y2)
+    assert s2.slope == pytest.approx(-0.5) and s2.stderr == pytest.approx(0.1)
+    assert s2.per_seed == pytest.approx([-0.4, -0.6])
+    # one seed: no standard error; wrong shapes refused
+    assert np.isnan(seed_slopes(x, x**-1.0).stderr)
+    with pytest.raises(ValueError, match="shape"):
+        seed_slopes(x, y[:, :3])

@@ -262,7 +262,7 @@ def test_limit_quadrature_converges():
 
 
 # ------------------------------------------------------------------------------------------
-# limit vs wide networks (SPEC §3: agreement up to O(1/sqrt(m)))
+# limit vs wide networks (math reference, section math-limit: agreement up to O(1/sqrt(m)))
 # ------------------------------------------------------------------------------------------
 def test_wide_networks_converge_to_the_limit():
     problem = Problem(16, "he4")
