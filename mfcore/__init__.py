@@ -19,6 +19,8 @@ from .activations import KNOWN_ACTIVATIONS, Activation, get_activation  # noqa: 
 from .problem import Problem  # noqa: F401
 from .sphere import nested_initialisation, normalize_rows, tangent_project, uniform_sphere  # noqa: F401
 from .finite import FiniteEvaluation, evaluate, population_loss, projected_step, velocity  # noqa: F401
+from .finite import EVALUATIONS, available_memory_bytes, choose_evaluation  # noqa: F401
+from .moments import MomentPlan, moment_features, n_monomials  # noqa: F401
 from .meanfield import (  # noqa: F401
     OverlapField,
     initial_overlaps,

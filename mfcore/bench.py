@@ -8,6 +8,14 @@ One run measures, on the current machine:
     the same chunked way (rows of :math:`G` per block) and unchunked; ratio = evaluation / products.
     Also float32: time and the velocity error :math:`\max|v_{32}-v_{64}|/\max|v_{64}|`; and the
     evaluation time against the chunk size at one width.
+``routes``
+    The two exact routes of the finite step (:func:`mfcore.finite.evaluate` with
+    ``evaluation="gram"``, ``"moments"``, ``"auto"``) at :math:`d\in\{16,32,64\}` and
+    :math:`m` from 4096 to 131072 (float32, velocity + loss), with the unfused numpy Gram route as
+    the baseline, and the targets (moments :math:`\ge20\times` at :math:`d=16, m=32768`,
+    :math:`\ge4\times` at :math:`d=32`; auto within :math:`1.2\times` of the better route; one
+    evaluation at :math:`d=16, m=131072` within 2 s). The load average (1, 5, 15 min) is
+    recorded at the start and the end.
 ``meanfield_step``
     One step of the exact limit with :math:`N=10^5` quantile nodes: building the
     :class:`~mfcore.meanfield.OverlapField`, the speed at every node, the 1-D projected step.
@@ -113,6 +121,7 @@ def machine_info() -> dict:
         "cpu_count": os.cpu_count(),
         "numpy": np.__version__,
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "blas_threads_env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
                              if k in os.environ},
     }
@@ -169,10 +178,10 @@ def bench_finite_step(widths, dims_at, dim=32, width_for_dims=4096, activation="
         funcs = {
             "prod": lambda: _products(W, chunk),
             "full": (lambda: np.matmul(np.matmul(W, W.T), W)) if m <= full_limit else None,
-            "vel": lambda: evaluate(W, problem, chunk, with_kernel_mean=False),
-            "both": lambda: evaluate(W, problem, chunk),
+            "vel": lambda: evaluate(W, problem, chunk, with_kernel_mean=False, evaluation="gram"),
+            "both": lambda: evaluate(W, problem, chunk, evaluation="gram"),
             "prod32": lambda: _products(W32, chunk),
-            "vel32": lambda: evaluate(W32, problem, chunk, with_kernel_mean=False),
+            "vel32": lambda: evaluate(W32, problem, chunk, with_kernel_mean=False, evaluation="gram"),
         }
         last = {}
         for _ in range(r):
@@ -205,7 +214,8 @@ def bench_finite_step(widths, dims_at, dim=32, width_for_dims=4096, activation="
         })
     out = {
         "activation": activation,
-        "definition": "ratio = time of one finite.evaluate / time of the two products W[rows] @ W.T and "
+        "route": "gram (fused element-wise pass)" if _fused_available() else "gram (numpy passes)",
+        "definition": "ratio = time of one finite.evaluate(evaluation='gram') / time of the two products W[rows] @ W.T and "
                       "G @ W (the faster of the same chunking and unchunked), timed back to back in each "
                       "repeat; median over repeats of the per-repeat ratio (spread = min, max); times are "
                       "medians; float32 ratio against float32 products",
@@ -214,16 +224,132 @@ def bench_finite_step(widths, dims_at, dim=32, width_for_dims=4096, activation="
         "max_ratio_velocity_and_loss": max(r["ratio_velocity_and_loss"] for r in rows),
     }
     out["velocity_within_2x"] = out["max_ratio_velocity"] <= 2.0
+    out["velocity_within_1_5x"] = out["max_ratio_velocity"] <= 1.5
+    out["velocity_and_loss_within_1_5x"] = out["max_ratio_velocity_and_loss"] <= 1.5
     if chunk_scan_width:
         problem = Problem(dim, activation)
         W = nested_initialisation(chunk_scan_width, dim, seed=0)
         scan = []
         for c in chunk_scan:
-            t_v = _timings(lambda: evaluate(W, problem, c, with_kernel_mean=False), repeats, 0.2)[1]
+            t_v = _timings(lambda: evaluate(W, problem, c, with_kernel_mean=False, evaluation="gram"),
+                           repeats, 0.2)[1]
             t_p = _timings(lambda: _products(W, c), repeats, 0.2)[1]
             scan.append({"chunk": c, "t_velocity_s": t_v, "t_products_chunked_s": t_p})
         out["chunk_scan"] = {"m": chunk_scan_width, "d": dim, "rows": scan}
     return out
+
+
+def _fused_available() -> bool:
+    from . import finite
+
+    return finite._numba is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# (a') exact routes of the finite step: Gram vs moments vs auto
+# ---------------------------------------------------------------------------------------------
+def bench_routes(dims=(16, 32, 64), widths=(4096, 8192, 16384, 32768, 65536, 131072), activation="he4",
+                 dtype="float32", repeats=2, budget_s=40.0, baseline_max_width=32768) -> dict:
+    r"""Seconds per evaluation (velocity + loss) of the Gram route, the moment route and ``auto``.
+
+    For every :math:`d` the widths are run in increasing order; a route whose predicted time
+    (the last measured time scaled by :math:`m^2` for Gram, :math:`m` for moments) exceeds
+    ``budget_s`` is not run but extrapolated and flagged (``"<route>_extrapolated": true``); a
+    width whose buffers do not fit the available memory is skipped. ``t_gram_numpy_s`` is the Gram
+    route with the unfused numpy element-wise passes (the route before the fused pass), measured
+    up to ``baseline_max_width``. Times are the minimum over ``repeats`` calls.
+    """
+    from . import finite, moments
+    from .problem import Problem
+    from .sphere import nested_initialisation
+
+    np_dtype = {"float32": np.float32, "float64": np.float64}[dtype]
+    rows = []
+    for d in dims:
+        problem = Problem(d, activation)
+        try:
+            pl = moments.plan(problem.kernel, d)
+        except ValueError:
+            pl = None
+        last = {}
+        for m in widths:
+            row = {"d": d, "m": m, "dtype": dtype, "n_features": None if pl is None else pl.n_features}
+            need = max(finite.evaluation_memory_bytes(m, problem, r, finite.DEFAULT_CHUNK, np_dtype)
+                       for r in ("gram", "moments") if r == "gram" or pl is not None)
+            if need + m * d * 16 > finite.available_memory_bytes():
+                row["skipped"] = "memory"
+                rows.append(row)
+                continue
+            W = nested_initialisation(m, d, seed=0).astype(np_dtype)
+            routes = {"gram": 2, "moments": 1}
+            if pl is None:
+                routes.pop("moments")
+            for route, power in routes.items():
+                key = f"t_{route}_s"
+                if route in last:
+                    pm, pt = last[route]
+                    predicted = pt * (m / pm) ** power
+                    if predicted > budget_s:
+                        row[key] = predicted
+                        row[f"{route}_extrapolated"] = True
+                        last[route] = (m, predicted)
+                        continue
+                t = _timings(lambda: finite.evaluate(W, problem, evaluation=route), repeats)[1]
+                row[key] = t
+                row[f"{route}_extrapolated"] = False
+                last[route] = (m, t)
+            if m <= baseline_max_width and not row.get("gram_extrapolated", False):
+                row["t_gram_numpy_s"] = _timings(
+                    lambda: finite._gram_interaction(W, problem, finite.DEFAULT_CHUNK, True, fused=False), 1)[1]
+            auto = finite.choose_evaluation(m, problem, np_dtype)
+            row["auto_route"] = auto
+            if row.get(f"{auto}_extrapolated", False):
+                row["t_auto_s"] = row[f"t_{auto}_s"]
+                row["auto_extrapolated"] = True
+            else:
+                row["t_auto_s"] = _timings(lambda: finite.evaluate(W, problem, evaluation="auto"), repeats)[1]
+                row["auto_extrapolated"] = False
+            best = min(row[f"t_{r}_s"] for r in routes)
+            row["auto_over_best"] = row["t_auto_s"] / best
+            if "t_moments_s" in row:
+                row["speedup_moments_over_gram"] = row["t_gram_s"] / row["t_moments_s"]
+                if "t_gram_numpy_s" in row:
+                    row["speedup_moments_over_gram_numpy"] = row["t_gram_numpy_s"] / row["t_moments_s"]
+            rows.append(row)
+            del W
+
+    def find(d, m):
+        return next((r for r in rows if r["d"] == d and r["m"] == m and "skipped" not in r), None)
+
+    targets = {}
+    r = find(16, 32768)
+    if r is not None and "t_moments_s" in r:
+        base = r.get("t_gram_numpy_s", r["t_gram_s"])
+        targets["d16_m32768_moments_speedup"] = base / r["t_moments_s"]
+        targets["d16_m32768_moments_speedup_ok"] = targets["d16_m32768_moments_speedup"] >= 20
+    r = find(32, 32768)
+    if r is not None and "t_moments_s" in r:
+        base = r.get("t_gram_numpy_s", r["t_gram_s"])
+        targets["d32_m32768_moments_speedup"] = base / r["t_moments_s"]
+        targets["d32_m32768_moments_speedup_ok"] = targets["d32_m32768_moments_speedup"] >= 4
+    r = find(16, 131072)
+    if r is not None:
+        targets["d16_m131072_auto_s"] = r["t_auto_s"]
+        targets["d16_m131072_auto_ok"] = r["t_auto_s"] <= 2.0
+    measured = [r["auto_over_best"] for r in rows if "auto_over_best" in r and not r.get("auto_extrapolated")]
+    if measured:
+        targets["max_auto_over_best"] = max(measured)
+        targets["auto_within_1_2x"] = max(measured) <= 1.2
+    return {
+        "activation": activation, "dtype": dtype,
+        "definition": "seconds per finite.evaluate (velocity + loss) by evaluation='gram', 'moments', 'auto' "
+                      "(min over repeats); t_gram_numpy_s: Gram route with the unfused numpy passes; "
+                      "speedups are gram time / moments time; auto_over_best = auto / min(gram, moments); "
+                      "*_extrapolated: predicted from the previous width (m^2 for gram, m for moments), not run",
+        "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "rows": rows,
+        "targets": targets,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,6 +563,12 @@ def run_benchmarks(quick: bool = False, progress: bool = True) -> dict:
     else:
         result["finite_step"] = bench_finite_step((512, 1024, 2048, 4096, 8192, 16384), dims_at=(16, 64, 128),
                                                   repeats=3, chunk_scan_width=4096)
+    say("exact routes: gram vs moments vs auto")
+    if quick:
+        result["routes"] = bench_routes(dims=(8, 16), widths=(512, 1024), repeats=1, baseline_max_width=1024)
+    else:
+        result["routes"] = bench_routes()
+    result["routes"]["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     say("mean-field step")
     result["meanfield_step"] = bench_meanfield_step(n_nodes=10_000 if quick else 100_000,
                                                     repeats=3 if quick else 7)
@@ -460,11 +592,21 @@ def run_benchmarks(quick: bool = False, progress: bool = True) -> dict:
 def summary(result: dict) -> str:
     """A few lines of the headline numbers."""
     fs, mf, fp, sp = (result[k] for k in ("finite_step", "meanfield_step", "flow_vs_pgd", "sampled_vs_population"))
-    lines = [f"finite step / its two products: max ratio {fs['max_ratio_velocity']:.2f} (velocity), "
+    lines = [f"load average (1, 5, 15 min) at start: {result['meta']['machine'].get('load_average')}"]
+    lines += [f"finite step / its two products: max ratio {fs['max_ratio_velocity']:.2f} (velocity), "
              f"{fs['max_ratio_velocity_and_loss']:.2f} (velocity + loss) over "
              + ", ".join(f"m={r['m']},d={r['d']}" for r in fs["rows"]),
              f"mean-field step, N={mf['rows'][0]['nodes']}: " + ", ".join(
                  f"{r['activation']} {r['t_step_ms']:.2f} ms" for r in mf["rows"])]
+    for r in result.get("routes", {}).get("rows", []):
+        if "skipped" in r:
+            lines.append(f"routes d={r['d']} m={r['m']}: skipped ({r['skipped']})")
+            continue
+        star = lambda k: "*" if r.get(k) else ""  # noqa: E731
+        mom = f"moments {r['t_moments_s']:.3g}{star('moments_extrapolated')} s, " if "t_moments_s" in r else ""
+        lines.append(f"routes d={r['d']} m={r['m']}: gram {r['t_gram_s']:.3g}{star('gram_extrapolated')} s, {mom}"
+                     f"auto ({r['auto_route']}) {r['t_auto_s']:.3g}{star('auto_extrapolated')} s "
+                     f"[* extrapolated]")
     for row in fp["rows"]:
         for e in row["at_tolerance"]:
             if "evaluation_ratio" in e:

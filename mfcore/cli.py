@@ -51,7 +51,10 @@ def _add_simulate(subparsers) -> None:
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="precision of the finite network")
     p.add_argument("--chunk", type=int, default=DEFAULT_CHUNK,
                    help=f"Gram-matrix rows per block (default {DEFAULT_CHUNK})")
-    p.add_argument("--keep-neurons", action="store_true", help="store per-neuron gaps and overlaps (.nc only)")
+    p.add_argument("--evaluation", choices=("auto", "gram", "moments"), default="auto",
+                   help="route of the finite interaction: gram (O(m^2 d)), moments (exact polynomial "
+                   "moments, linear in m) or auto (the cheaper; default)")
+    p.add_argument("--keep-neurons", action="store_true", help="store per-neuron gaps and overlaps (needs --out FILE.nc)")
     p.add_argument("--out", default=None, help="write the result to FILE.json or FILE.nc")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: automatic for long runs)")
@@ -65,16 +68,23 @@ def _run_simulate(args) -> int:
 
     if args.out is not None:
         check_output_path(args.out)
+    if args.keep_neurons and (args.out is None or not str(args.out).lower().endswith(".nc")):
+        raise ValueError(
+            "--keep-neurons stores per-neuron arrays, which only a netCDF result keeps: give "
+            f"--out FILE.nc (got {'no --out' if args.out is None else '--out ' + repr(args.out)})"
+        )
     problem = Problem(args.dim, args.activation, args.target)
     ds = simulate(
         problem, width=args.width, horizon=args.horizon, step=args.step, method=args.method,
         nodes=args.nodes, seed=args.seed, n_records=args.records, rtol=args.rtol, atol=args.atol,
         chunk=args.chunk, dtype=args.dtype, keep_neurons=args.keep_neurons, progress=args.progress,
+        evaluation=args.evaluation,
     )
     last = ds.isel(t=-1)
     lines = [
         f"{problem.activation.name} -> {problem.target.name}, d={problem.dim}, m={args.width}, "
-        f"method={args.method}, {ds.attrs['velocity_evaluations']} velocity evaluations, "
+        f"method={args.method}, {ds.attrs.get('evaluation_route', 'gram')} route, "
+        f"{ds.attrs['velocity_evaluations']} velocity evaluations, "
         f"{ds.attrs['wall_time_s']:.2f} s",
         f"t = {float(last.t):.6g}",
         f"  limit loss         L(rho_t)     = {float(last.mf_loss):.6g}  (t=0: {float(ds.mf_loss[0]):.6g})",

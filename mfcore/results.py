@@ -15,7 +15,9 @@ Two formats, chosen by the file extension:
     ``null``.
 
 Both writers are atomic: the file is written under a temporary name in the target folder and
-moved into place with :func:`os.replace`, so a crash never leaves a half-written result.
+moved into place with :func:`os.replace`, so a crash never leaves a half-written result. The file
+gets the usual permissions of a new file, ``0o666 & ~umask`` (the temporary file of
+:func:`tempfile.mkstemp` is private, mode ``0o600``, and is widened before the rename).
 """
 from __future__ import annotations
 
@@ -105,12 +107,19 @@ def _decode_attrs(attrs: dict) -> dict:
     return attrs
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it: set and restore
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.resolve().parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -1,9 +1,12 @@
-r"""Simulation driver: a finite network, its exact infinite-width limit and the coupling (SPEC §2-3).
+r"""Simulation driver: a finite network, its exact infinite-width limit and the coupling.
+
+See the book's mathematical reference, sections ``math-model``, ``math-limit`` and ``math-coupling``.
 
 One call runs, from one seed and on one time grid,
 
 * the **finite network** :math:`W=(w_1..w_m)` with the exact population velocity
-  :math:`v_{\hat\rho}` (:func:`mfcore.finite.evaluate`);
+  :math:`v_{\hat\rho}` (:func:`mfcore.finite.evaluate`, by the Gram or the moment route,
+  ``evaluation=``);
 * the **exact limit** :math:`\rho_t`, carried by :math:`N` quantile nodes of the overlap law and
   moved by :class:`mfcore.meanfield.OverlapField`;
 * the **mean-field twins** :math:`\bar w_i=\bar u_i e_1+\sqrt{1-\bar u_i^2}\,z_i` of the finite
@@ -214,6 +217,32 @@ class _Recorder:
         return xr.Dataset(data, coords=coords)
 
 
+def memory_estimate(problem: Problem, width: int, nodes: int, n_records: int, method: str = "pgd",
+                    evaluation: str = "gram", chunk: int = _finite.DEFAULT_CHUNK, dtype: str = "float64",
+                    keep_neurons: bool = False, keep_nodes: bool = False) -> int:
+    r"""Bytes a :func:`simulate` run allocates at its peak (an estimate, checked before the run).
+
+    Sum of: the neurons in float64 and ``dtype`` plus the fixed directions :math:`z_i` and about
+    four more :math:`m	imes d` arrays (velocity, step, projections; ``flow``: about ten states of
+    the Runge-Kutta stages); one finite evaluation's buffers
+    (:func:`mfcore.finite.evaluation_memory_bytes`: Gram chunks or monomial features); the
+    limit's nodes (a few dozen arrays of :math:`N`); kept records
+    (:math:`3\,n_{m records}\,m` and :math:`n_{m records}N` floats).
+    """
+    m, d = int(width), problem.dim
+    item = np.dtype(_DTYPES[dtype]).itemsize
+    total = 64 * nodes * 8 + n_records * 16 * 8
+    if m > 0:
+        states = 10 if method == "flow" else 0
+        total += m * d * (8 + 8 + 4 * item + states * 8) + 8 * m * 8
+        total += _finite.evaluation_memory_bytes(m, problem, evaluation, chunk, _DTYPES[dtype])
+        if keep_neurons:
+            total += 3 * n_records * m * 8
+    if keep_nodes:
+        total += n_records * nodes * 8
+    return int(total)
+
+
 def _progress_bar(progress, total, desc, unit):
     from tqdm import tqdm  # text bar on stderr (tqdm.auto needs ipywidgets in notebooks)
 
@@ -242,6 +271,7 @@ def simulate(
     observers: Sequence = (),
     progress: bool | None = None,
     integrator: str = "RK45",
+    evaluation: str = "auto",
 ) -> xr.Dataset:
     r"""Run a finite network, the exact infinite-width limit and the coupling between them.
 
@@ -288,6 +318,12 @@ def simulate(
         tqdm bar on stderr; ``None`` turns it on for long runs (> 2000 steps or width >= 2048).
     integrator : {"RK45", "RK23", "DOP853"}
         Explicit Runge-Kutta method of :mod:`scipy.integrate` for ``flow``.
+    evaluation : {"auto", "gram", "moments"}
+        Route of the finite interaction term (:func:`mfcore.finite.evaluate`): ``"gram"``
+        (:math:`O(m^2d)`), ``"moments"`` (exact polynomial moments, :math:`O(mDd)`, linear in
+        :math:`m`; a ValueError if the kernel degree makes the monomial count :math:`D` too large)
+        or ``"auto"`` (the cheaper by the cost model of :func:`mfcore.finite.choose_evaluation`).
+        The resolved route is stored in ``attrs["evaluation_route"]``.
 
     Returns
     -------
@@ -298,6 +334,13 @@ def simulate(
         parameter, ``problem.describe()``, ``mfcore_version``, ``velocity_evaluations`` (evaluations
         of the velocity that advanced the dynamics: steps for ``pgd``, right-hand-side calls for
         ``flow``; the evaluations at record times of ``flow`` are not counted) and ``wall_time_s``.
+
+    Raises
+    ------
+    ValueError
+        Invalid parameters, or a run whose memory (neurons, velocity buffers, Gram chunks or
+        monomial features, kept records, limit nodes) exceeds the available memory; the check runs
+        before anything large is allocated (:func:`memory_estimate`).
     """
     start_clock = time.perf_counter()
     if not isinstance(problem, Problem):
@@ -330,6 +373,12 @@ def simulate(
             raise ValueError(f"observer {obs!r} must have start(state) and update(state) methods")
     times = (default_record_times(horizon, step, n_records) if record_times is None
              else _check_record_times(record_times, horizon))
+    route = _finite.resolve_evaluation(evaluation, width, problem, _DTYPES[dtype]) if width > 0 else \
+        _finite._check_evaluation(evaluation)
+    estimate = memory_estimate(problem, width, n_nodes, times.size, method, route, chunk, dtype,
+                               keep_neurons, keep_nodes)
+    _finite.check_memory(estimate, f"this run (width m={width}, dim d={problem.dim}, {method}, "
+                                   f"{route} route, {dtype})")
 
     # initial state -------------------------------------------------------------------------
     dim = problem.dim
@@ -350,10 +399,10 @@ def simulate(
     if method == "pgd":
         rec_steps = np.unique(np.clip(np.rint(times / step).astype(np.int64), 0, n_steps))
         evaluations = _run_pgd(problem, W, perp, tracers, u_nodes, step, n_steps, rec_steps, chunk,
-                               recorder, observers, progress)
+                               recorder, observers, progress, route)
     else:
         evaluations = _run_flow(problem, W, perp, tracers, u_nodes, horizon, times, rtol, atol, chunk,
-                                dtype, integrator, recorder, progress)
+                                dtype, integrator, recorder, progress, route)
 
     ds = recorder.dataset()
     from . import __version__
@@ -367,6 +416,7 @@ def simulate(
         "keep_neurons": bool(keep_neurons), "keep_nodes": bool(keep_nodes),
         "observers": [type(o).__name__ for o in observers],
         "integrator": integrator if method == "flow" else "projected GD",
+        "evaluation": evaluation, "evaluation_route": route if width > 0 else "none",
         **problem.describe(),
         "mfcore_version": __version__,
         "velocity_evaluations": int(evaluations),
@@ -377,7 +427,7 @@ def simulate(
 
 
 def _run_pgd(problem, W, perp, tracers, u_nodes, step, n_steps, rec_steps, chunk, recorder,
-             observers, progress) -> int:
+             observers, progress, route="gram") -> int:
     """Projected GD loop; one finite evaluation and one OverlapField per state."""
     width = 0 if W is None else W.shape[0]
     hint = (f"the step {step:g} may be too large (stable range step < {problem.max_stable_step:.4g}); "
@@ -388,7 +438,8 @@ def _run_pgd(problem, W, perp, tracers, u_nodes, step, n_steps, rec_steps, chunk
         # the kernel mean (an extra Horner pass over G) is needed only for the loss and the
         # function gap: at record steps, or when observers may read state.finite.loss
         full = k in rec_set or bool(observers)
-        fe = _finite.evaluate(W, problem, chunk, with_kernel_mean=full) if width > 0 else None
+        fe = (_finite.evaluate(W, problem, chunk, with_kernel_mean=full, evaluation=route)
+              if width > 0 else None)
         return fe, OverlapField(problem, u_nodes)
 
     fe, field = evaluate_state(0)
@@ -424,7 +475,7 @@ def _run_pgd(problem, W, perp, tracers, u_nodes, step, n_steps, rec_steps, chunk
 
 
 def _run_flow(problem, W, perp, tracers, u_nodes, horizon, times, rtol, atol, chunk, dtype,
-              integrator, recorder, progress) -> int:
+              integrator, recorder, progress, route="gram") -> int:
     """Gradient flow by an adaptive explicit Runge-Kutta method; records by dense output.
 
     Equivalent to ``scipy.integrate.solve_ivp(..., t_eval=times)`` but records on the fly, so the
@@ -451,7 +502,8 @@ def _run_flow(problem, W, perp, tracers, u_nodes, horizon, times, rtol, atol, ch
         Wy, nodes, trac = split(y)
         out = np.empty_like(y)
         if width > 0:
-            v = _finite.evaluate(Wy.astype(fdtype), problem, chunk, with_kernel_mean=False).velocity
+            v = _finite.evaluate(Wy.astype(fdtype), problem, chunk, with_kernel_mean=False,
+                                 evaluation=route).velocity
             if not np.all(np.isfinite(v)):
                 raise _nonfinite_error("finite neurons W (velocity)", t, hint)
             out[:n_w] = v.ravel()
@@ -467,7 +519,7 @@ def _run_flow(problem, W, perp, tracers, u_nodes, horizon, times, rtol, atol, ch
         Wy, nodes, trac = split(y)
         if width > 0:
             Wy = Wy.astype(fdtype)
-            fe = _finite.evaluate(Wy, problem, chunk)
+            fe = _finite.evaluate(Wy, problem, chunk, evaluation=route)
         else:
             fe = None
         recorder.record(t, OverlapField(problem, nodes), fe, Wy, perp, trac, nodes)

@@ -21,8 +21,23 @@ Configuration (TOML, read with the standard library's :mod:`tomllib`)::
     width = [16, 32]
     seed = [0, 1, 2]
 
-``horizon = "paper"`` stands for the authors' horizon :math:`T=\max(\log d,\ \tfrac12 d^{k/2-1})`
-(:math:`k` the information exponent), resolved run by run; ``"4*paper"`` for four times that.
+Horizons and steps are in the **book's units** (loss :math:`\tfrac12\mathbb E(f-y)^2`, time
+:math:`t=\eta\times` steps; see :mod:`mfcore.authors` and the book's mathematical reference, section
+``math-authors``): the authors' learning rate 0.01 is the book's step ``step = 0.02``. Symbolic
+horizons, resolved run by run (:math:`k` the information exponent):
+
+``"paper"``
+    the authors' horizon converted to book time, :math:`t=\max(2\log d,\ d^{k/2-1})`
+    (:func:`mfcore.authors.book_horizon`; :math:`t=d` for :math:`h_4`);
+``"t95"``
+    :math:`T_{95}`, the first time the exact limit's loss has fallen by 95% of its initial value,
+    from a limit-only probe (:func:`t95_horizon`; deterministic, rounded up to 3 significant digits
+    so that the cache key is the same on every machine);
+``"full"``
+    :math:`\max(T_{95},\ \text{paper})`, the horizon of the book's chaos chapters (the whole of
+    training, and at least the authors' horizon).
+
+Each may carry a factor: ``"4*paper"``, ``"2*full"``.
 
 Cache and resume
 ----------------
@@ -48,6 +63,7 @@ existing scheduler given by its address. A tqdm bar counts finished runs out of 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
@@ -66,8 +82,10 @@ PARAMETER_TYPES = {
     "activation": str, "target": str, "dim": int, "width": int, "horizon": float, "step": float,
     "method": str, "nodes": int, "seed": int, "n_records": int, "record_times": list,
     "rtol": float, "atol": float, "chunk": int, "dtype": str, "keep_neurons": bool,
-    "keep_nodes": bool, "integrator": str,
+    "keep_nodes": bool, "integrator": str, "evaluation": str,
 }
+#: Symbolic horizons (see the module docstring).
+HORIZON_KINDS = ("paper", "t95", "full")
 #: Keys of a ``[sweep.NAME]`` table.
 SWEEP_KEYS = ("description", "fixed", "grid", "out")
 DEFAULT_CACHE = ".mfcore-cache/sweeps"
@@ -76,7 +94,7 @@ _CACHE_FORMAT = 1
 _ENTRY = re.compile(r"^[0-9a-f]{32}\.nc$")
 _TEMP = re.compile(r"^\.[0-9a-f]{32}\.nc\..*\.tmp$")  # left by an interrupted atomic write
 #: Per-run attributes that become variables of the combined dataset even when constant.
-PER_RUN_VARIABLES = ("velocity_evaluations", "wall_time_s", "run_key")
+PER_RUN_VARIABLES = ("velocity_evaluations", "wall_time_s", "run_key", "computed_at")
 
 
 class CacheError(ValueError):
@@ -87,17 +105,86 @@ class CacheError(ValueError):
 # specification
 # ---------------------------------------------------------------------------------------------
 def paper_horizon(dim: int, information_exponent: int) -> float:
-    r"""The authors' mean-field horizon :math:`T=\max(\log d,\ \tfrac12 d^{k/2-1})` (SPEC §1)."""
-    return float(max(math.log(dim), 0.5 * dim ** (information_exponent / 2.0 - 1.0)))
+    r"""The authors' horizon in the **book's** time, :math:`t=\max(2\log d,\ d^{k/2-1})`.
+
+    Their code stops at :math:`T_{\rm auth}=\max(\log d,\ \tfrac12 d^{k/2-1})` in their time
+    ``lr × steps``; the book's time is twice theirs (:func:`mfcore.authors.book_horizon`).
+    """
+    from .authors import book_horizon
+
+    return float(book_horizon(dim, information_exponent))
 
 
-def _paper_factor(value: str):
-    """``"paper"`` -> 1.0, ``"4*paper"`` -> 4.0, anything else -> None."""
-    m = re.fullmatch(r"\s*(?:([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*\*\s*)?paper\s*", value)
+@functools.lru_cache(maxsize=256)
+def t95_horizon(dim: int, activation: str = "he4", target: str | None = None, fraction: float = 0.05,
+                nodes: int = 2048) -> float:
+    r"""First time :math:`T` with :math:`L(\rho_T)\le` ``fraction`` :math:`\times L(\rho_0)` for the exact limit.
+
+    A limit-only probe (:func:`mfcore.simulate` with ``width=0``, ``method="flow"``, ``nodes``
+    quantile nodes), started at 8 × the authors' horizon (book units) and doubled until the loss
+    has fallen that far (at most 8 doublings, else ``ValueError``). The crossing is located on
+    2000 evenly spaced records by linear interpolation and rounded **up** to 3 significant digits,
+    so the value (and the sweep's cache keys) does not depend on the machine's last bits. Cached
+    per process. Measured (he4, :math:`T_{95}/d`): 3.4 at :math:`d=16`, 3.9 at 32, 4.4 at 64.
+    """
+    from .analysis import first_crossing_time
+    from .problem import Problem
+    from .simulate import simulate
+
+    problem = Problem(int(dim), activation, target)
+    horizon = 8.0 * paper_horizon(problem.dim, problem.information_exponent)
+    for _ in range(9):
+        times = np.linspace(0.0, horizon, 2001)
+        probe = simulate(problem, width=0, horizon=horizon, method="flow", step=0.02, nodes=int(nodes),
+                         record_times=times, rtol=1e-7, atol=1e-10, progress=False)
+        rel = probe.mf_loss.values / probe.mf_loss.values[0]
+        crossing = first_crossing_time(probe.t.values, rel, float(fraction), on_missing="nan")
+        if np.isfinite(crossing):
+            return _round_up(float(crossing), 3)
+        horizon *= 2.0
+    raise ValueError(f"the limit loss of {problem.describe()} does not fall below {fraction} of its "
+                     f"initial value before t = {horizon / 2:g}")
+
+
+def _round_up(x: float, digits: int) -> float:
+    if x <= 0:
+        return float(x)
+    e = math.floor(math.log10(x)) - digits + 1
+    return float(round(math.ceil(x / 10.0**e - 1e-9) * 10.0**e, max(0, -e) + 1))
+
+
+def _horizon_spec(value: str):
+    """``"paper"`` -> (1.0, "paper"), ``"4*full"`` -> (4.0, "full"), anything else -> None."""
+    kinds = "|".join(HORIZON_KINDS)
+    m = re.fullmatch(r"\s*(?:([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*\*\s*)?(" + kinds + r")\s*", value)
     if m is None:
         return None
     factor = float(m.group(1)) if m.group(1) else 1.0
-    return factor if factor > 0 else None
+    return (factor, m.group(2)) if factor > 0 else None
+
+
+def _paper_factor(value: str):
+    """``"paper"`` -> 1.0, ``"4*paper"`` -> 4.0, anything else -> None (kept for callers)."""
+    spec = _horizon_spec(value)
+    return spec[0] if spec is not None and spec[1] == "paper" else None
+
+
+def resolve_horizon(value, dim: int, activation: str = "he4", target: str | None = None) -> float:
+    """A numeric horizon (book time) from a number or a symbolic one (``"paper"``, ``"t95"``, ``"full"``)."""
+    from .problem import Problem
+
+    if not isinstance(value, str):
+        return float(value)
+    spec = _horizon_spec(value)
+    if spec is None:
+        raise ValueError(f"horizon must be a number or [FACTOR*]{'|'.join(HORIZON_KINDS)}, got {value!r}")
+    factor, kind = spec
+    k = Problem(int(dim), activation, target).information_exponent
+    paper = paper_horizon(int(dim), k)
+    if kind == "paper":
+        return factor * paper
+    t95 = t95_horizon(int(dim), activation, target)
+    return factor * (t95 if kind == "t95" else max(t95, paper))
 
 
 def _coerce(name: str, value):
@@ -107,8 +194,9 @@ def _coerce(name: str, value):
         )
     kind = PARAMETER_TYPES[name]
     if name == "horizon" and isinstance(value, str):
-        if _paper_factor(value) is None:
-            raise ValueError(f"horizon must be a number, 'paper' or 'FACTOR*paper', got {value!r}")
+        if _horizon_spec(value) is None:
+            raise ValueError(f"horizon must be a number or one of {', '.join(HORIZON_KINDS)} with an "
+                             f"optional factor ('4*paper'), got {value!r}")
         return value
     if name in ("target", "record_times") and value is None:
         return None
@@ -208,8 +296,7 @@ def _simulate_defaults() -> dict:
 
 
 def run_parameters(params: dict) -> dict:
-    """The complete, canonical parameter set of one run (defaults filled, ``horizon="paper"`` resolved)."""
-    from .problem import Problem
+    """The complete, canonical parameter set of one run (defaults filled, symbolic horizons resolved)."""
 
     p = {k: _coerce(k, v) for k, v in params.items()}
     full = {"activation": "he4", "target": None}
@@ -219,8 +306,7 @@ def run_parameters(params: dict) -> dict:
     if "dim" not in full:
         raise ValueError("a run needs dim")
     if isinstance(full["horizon"], str):
-        k = Problem(full["dim"], full["activation"], full["target"]).information_exponent
-        full["horizon"] = _paper_factor(full["horizon"]) * paper_horizon(full["dim"], k)
+        full["horizon"] = resolve_horizon(full["horizon"], full["dim"], full["activation"], full["target"])
     return {k: full[k] for k in sorted(full)}
 
 
@@ -381,10 +467,11 @@ def compute_run(params: dict, runs_dir: str, version: str, log: str | None = Non
     kwargs = {k: v for k, v in params.items() if k not in ("activation", "target", "dim")}
     start = time.perf_counter()
     ds = simulate(Problem(params["dim"], params["activation"], params["target"]), progress=False, **kwargs)
+    wall = time.perf_counter() - start
+    ds.attrs.update(run_provenance())
     ds.attrs["sweep_key"] = key
     ds.attrs["sweep_params"] = json.dumps(params, sort_keys=True)
-    save_dataset(ds, path)
-    wall = time.perf_counter() - start
+    save_dataset(ds, path)  # atomic: temporary file in the cache folder, then os.replace
     if log is not None:
         line = json.dumps({"key": key, "params": params, "wall_time_s": wall, "pid": os.getpid(),
                            "finished": time.time()}) + "\n"
@@ -394,6 +481,75 @@ def compute_run(params: dict, runs_dir: str, version: str, log: str | None = Non
         finally:
             os.close(fd)
     return {"key": key, "computed": True, "wall_time_s": wall}
+
+
+# ---------------------------------------------------------------------------------------------
+# provenance
+# ---------------------------------------------------------------------------------------------
+def git_state() -> dict:
+    """``{"git_commit": <HEAD or "unknown">, "git_dirty": bool or None}`` of the repository holding mfcore.
+
+    ``git_dirty`` is true when tracked files differ from ``HEAD`` (untracked files are ignored);
+    ``None`` when git or the repository is not available (e.g. an installed package on a worker).
+    """
+    import subprocess
+
+    try:
+        from .notebook import repo_root
+
+        root = str(repo_root())
+        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=20)
+        if head.returncode != 0:
+            return {"git_commit": "unknown", "git_dirty": None}
+        status = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=60)
+        dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+        return {"git_commit": head.stdout.strip(), "git_dirty": dirty}
+    except Exception:  # no git, no repository, timeout: provenance must never stop a sweep
+        return {"git_commit": "unknown", "git_dirty": None}
+
+
+@functools.lru_cache(maxsize=1)
+def machine_info() -> dict:
+    """CPU count, platform, Python, NumPy and the BLAS NumPy uses (threadpoolctl if installed, else
+    ``numpy.show_config``)."""
+    import platform
+
+    info = {"cpu_count": os.cpu_count() or 0, "platform": platform.platform(),
+            "machine": platform.machine(), "hostname": platform.node(),
+            "python": platform.python_version(), "numpy": np.__version__}
+    blas = None
+    try:
+        import threadpoolctl
+
+        pools = [f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} threads)"
+                 for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas"]
+        blas = "; ".join(pools) or None
+    except Exception:
+        pass
+    if blas is None:
+        try:
+            cfg = np.show_config(mode="dicts")
+            b = cfg.get("Build Dependencies", {}).get("blas", {})
+            blas = f"{b.get('name', '?')} {b.get('version', '?')} (numpy.show_config)"
+        except Exception:
+            blas = "unknown"
+    info["blas"] = blas
+    return info
+
+
+def _utc_now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_provenance() -> dict:
+    """Attributes stored with each computed run: date (UTC), git commit and dirty flag, machine."""
+    m = machine_info()
+    return {"computed_at": _utc_now(), **git_state(), "hostname": m["hostname"],
+            "cpu_count": m["cpu_count"], "platform": m["platform"], "blas": m["blas"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,7 +565,7 @@ def _local_client(workers: int | None):
 
 
 def run_sweep(spec: SweepSpec, cache=DEFAULT_CACHE, scheduler: str | None = None, client=None,
-              workers: int | None = None, log=None, progress: bool = True) -> xr.Dataset:
+              workers: int | None = None, log=None, progress: bool = True, retries: int = 0) -> xr.Dataset:
     """Run (or resume) a sweep and return its combined dataset.
 
     Parameters
@@ -429,6 +585,13 @@ def run_sweep(spec: SweepSpec, cache=DEFAULT_CACHE, scheduler: str | None = None
         Append one JSON line per *computed* run (key, parameters, wall time, process id).
     progress : bool
         tqdm bar on stderr: finished runs out of the total (cached runs count as finished).
+    retries : int
+        Dask's ``retries``: a run that *raises* is resubmitted up to this many times before it is
+        reported (default 0: the simulations are deterministic). A run whose worker process
+        *dies* (killed, out of memory) is rescheduled by the Dask scheduler on another worker
+        without counting as a retry (up to ``distributed.scheduler.allowed-failures`` deaths, 3 by
+        default); its partial cache write is a temporary file, never an entry
+        (``tests/test_sweep.py::test_killed_worker_loses_nothing``).
 
     Returns
     -------
@@ -483,7 +646,7 @@ def run_sweep(spec: SweepSpec, cache=DEFAULT_CACHE, scheduler: str | None = None
             for index, params, key in unique_missing:
                 fut = client.submit(compute_run, params, str(runs_dir.resolve()), __version__,
                                     None if log is None else str(Path(log).resolve()),
-                                    key=f"mfcore-run-{key}", pure=False)
+                                    key=f"mfcore-run-{key}", pure=False, retries=retries)
                 futures[fut] = params
             count = {key: keys.count(key) for _, _, key in unique_missing}
             try:
@@ -507,6 +670,7 @@ def run_sweep(spec: SweepSpec, cache=DEFAULT_CACHE, scheduler: str | None = None
                     own[1].close()
     else:
         bar.close()
+    _remove_stale_temporaries(runs_dir, set(keys))
     if failures:
         params, exc = failures[0]
         summary = "; ".join(f"{_short(p)}: {type(e).__name__}: {e}" for p, e in failures[:3])
@@ -514,6 +678,28 @@ def run_sweep(spec: SweepSpec, cache=DEFAULT_CACHE, scheduler: str | None = None
                f"{' ...' if len(failures) > 3 else ''}); the other runs are cached")
         raise (FloatingPointError if isinstance(exc, FloatingPointError) else ValueError)(msg) from exc
     return assemble(spec, runs_dir)
+
+
+def _remove_stale_temporaries(runs_dir: Path, keys: set) -> int:
+    """Delete the temporary files left by writers of these runs that died mid-write.
+
+    Only temporaries ``.<key>.nc.*.tmp`` of runs whose entry exists and that were last touched
+    before the entry was completed are removed (a live concurrent writer of the same run keeps
+    its file newer). Returns the number removed.
+    """
+    removed = 0
+    for tmp in Path(runs_dir).glob(".*.nc.*.tmp"):
+        key = tmp.name[1:33]
+        entry = entry_path(runs_dir, key)
+        if key not in keys or not _TEMP.match(tmp.name) or not entry.exists():
+            continue
+        try:
+            if tmp.stat().st_mtime <= entry.stat().st_mtime:
+                tmp.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
 
 
 def _short(params: dict) -> str:
@@ -584,9 +770,14 @@ def assemble(spec: SweepSpec, runs_dir) -> xr.Dataset:
         "sweep_description": spec.description,
         "sweep_dims": list(spec.dims),
         "sweep_fixed": json.dumps(spec.fixed, sort_keys=True),
+        "sweep_grid": json.dumps(spec.grid, sort_keys=True),
         "sweep_runs": spec.size,
         "mfcore_version": __version__,
+        "units": "book: loss (1/2)E(f-y)^2, time = step x steps = 2 x the authors' lr x steps",
+        "assembled_at": _utc_now(),
     })
+    attrs.update({f"assembled_{k}": v for k, v in git_state().items()})
+    attrs.update({f"assembled_on_{k}": v for k, v in machine_info().items()})
     combined.attrs = attrs
     return combined
 
@@ -645,16 +836,23 @@ def _needs_work(spec: SweepSpec, cache) -> bool:
 
 
 def find_sweep_result(name: str, profile: str = "paper", search=None) -> Path | None:
-    """Path of a stored sweep result ``sweeps/<profile>/<name>.nc``, or ``None``.
+    """Path of a stored sweep result ``sweeps/<profile>/<name>.nc``, or ``None`` when absent.
 
-    Looked up in ``$MFCORE_SWEEPS/<profile>``, then ``./sweeps/<profile>`` and
-    ``../sweeps/<profile>`` (notebooks run from ``notebooks/``), or in the folders ``search``.
-    Notebooks use it to load a cluster sweep when present and otherwise compute their own data.
+    Looked up in ``$MFCORE_SWEEPS/<profile>`` (if set), then in the repository's
+    ``sweeps/<profile>`` (:func:`mfcore.notebook.repo_path`, independent of the working
+    directory), or only in the folders ``search`` if given. Notebooks use it to load a stored
+    sweep when present and otherwise compute their own data.
     """
-    folders = [Path(s) for s in search] if search is not None else [
-        *( [Path(os.environ["MFCORE_SWEEPS"]) / profile] if os.environ.get("MFCORE_SWEEPS") else []),
-        Path("sweeps") / profile, Path("..") / "sweeps" / profile,
-    ]
+    if search is not None:
+        folders = [Path(s) for s in search]
+    else:
+        folders = [Path(os.environ["MFCORE_SWEEPS"]) / profile] if os.environ.get("MFCORE_SWEEPS") else []
+        try:
+            from .notebook import repo_path
+
+            folders.append(repo_path("sweeps", profile))
+        except FileNotFoundError:  # installed package outside the repository
+            pass
     for folder in folders:
         path = folder / f"{name}.nc"
         if path.is_file():

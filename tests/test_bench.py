@@ -26,11 +26,14 @@ def _positive(x):
 
 
 def test_report_sections_and_machine(report):
-    assert set(report) == {"meta", "finite_step", "meanfield_step", "flow_vs_pgd", "sampled_vs_population"}
+    assert set(report) == {"meta", "finite_step", "routes", "meanfield_step", "flow_vs_pgd",
+                           "sampled_vs_population"}
     meta = report["meta"]
     assert meta["quick"] is True and _positive(meta["total_wall_time_s"])
     assert meta["machine"]["cpu_count"] >= 1 and meta["machine"]["numpy"] == np.__version__
     assert _positive(meta["machine"]["page_fault_cost_before_tuning"]["fresh_us_per_page"])
+    load = meta["machine"]["load_average"]
+    assert len(load) == 3 and all(x >= 0 for x in load)
 
 
 def test_finite_step_rows(report):
@@ -85,3 +88,30 @@ def test_helpers_and_errors(tmp_path):
     assert "applied" in tune_malloc()
     assert cli.main(["bench", "--out", str(tmp_path / "x.txt"), "--quick"]) == 2
     assert cli.main(["bench", "--out", str(tmp_path / "missing" / "x.json"), "--quick"]) == 2
+
+
+def test_routes_section(report):
+    rt = report["routes"]
+    assert rt["activation"] == "he4" and rt["dtype"] == "float32"
+    assert [(r["d"], r["m"]) for r in rt["rows"]] == [(8, 512), (8, 1024), (16, 512), (16, 1024)]
+    assert len(rt["load_average_start"]) == 3 and len(rt["load_average_end"]) == 3
+    for r in rt["rows"]:
+        for key in ("t_gram_s", "t_moments_s", "t_auto_s", "t_gram_numpy_s", "auto_over_best",
+                    "speedup_moments_over_gram"):
+            assert _positive(r[key]), key
+        assert r["auto_route"] in ("gram", "moments")
+        assert r["n_features"] == {8: 120, 16: 816}[r["d"]]  # C(d+2, 3) monomials of degree 3
+        assert r["speedup_moments_over_gram"] == pytest.approx(r["t_gram_s"] / r["t_moments_s"])
+    assert rt["targets"]["max_auto_over_best"] == max(r["auto_over_best"] for r in rt["rows"])
+    assert "routes d=16 m=1024" in summary(report)
+
+
+def test_routes_extrapolate_beyond_the_budget():
+    from mfcore.bench import bench_routes
+
+    out = bench_routes(dims=(8,), widths=(256, 512), repeats=1, budget_s=1e-9, baseline_max_width=256)
+    first, second = out["rows"]
+    assert first["gram_extrapolated"] is False and second["gram_extrapolated"] is True
+    assert second["t_gram_s"] == pytest.approx(first["t_gram_s"] * 4)
+    assert second["t_moments_s"] == pytest.approx(first["t_moments_s"] * 2)
+    assert "t_gram_numpy_s" not in second

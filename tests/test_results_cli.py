@@ -171,3 +171,48 @@ def test_cli_plugins(monkeypatch, capsys):
     assert "plugin ran with n=3" in capsys.readouterr().out
     assert cli.main(["fake", "--n", "-1"]) == 2
     assert "n must be >= 0" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------
+# evaluation routes, --keep-neurons, permissions, memory refusal
+# ------------------------------------------------------------------------------------------
+def test_cli_gram_and_moments_agree(tmp_path, capsys):
+    outs = {}
+    for route in ("gram", "moments"):
+        outs[route] = tmp_path / f"{route}.json"
+        assert cli.main(["simulate", "--dim", "16", "--width", "2048", "--horizon", "0.4", "--step", "0.2",
+                         "--nodes", "128", "--no-progress", "--evaluation", route, "--out", str(outs[route])]) == 0
+        assert f"{route} route" in capsys.readouterr().out
+    a, b = (json.loads(outs[r].read_text()) for r in ("gram", "moments"))
+    assert a["attrs"]["evaluation_route"] == "gram" and b["attrs"]["evaluation_route"] == "moments"
+    for key in ("loss", "gap_mean", "function_gap"):
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-9)
+
+
+@pytest.mark.parametrize("extra", [["--out", "k.json"], []])
+def test_cli_keep_neurons_needs_netcdf(tmp_path, extra, capsys):
+    argv = ["simulate", "--dim", "8", "--width", "4", "--horizon", "0.2", "--nodes", "64", "--keep-neurons"]
+    if extra:
+        extra = ["--out", str(tmp_path / "k.json")]
+    assert cli.main(argv + extra) == 2
+    err = capsys.readouterr().err
+    assert ".nc" in err and "--keep-neurons" in err and "Traceback" not in err
+    assert not (tmp_path / "k.json").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+@pytest.mark.parametrize("ext", [".json", ".nc"])
+def test_result_files_follow_the_umask(result, tmp_path, umask, ext):
+    old = os.umask(umask)
+    try:
+        path = save_dataset(result, tmp_path / f"r{ext}")
+    finally:
+        os.umask(old)
+    assert (os.stat(path).st_mode & 0o777) == (0o666 & ~umask)
+
+
+def test_cli_refuses_a_run_larger_than_memory(capsys):
+    assert cli.main(["simulate", "--dim", "3000000", "--width", "100000", "--horizon", "0.1",
+                     "--nodes", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "GiB of memory but only" in err and "Traceback" not in err

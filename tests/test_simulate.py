@@ -272,3 +272,47 @@ def test_nan_in_flow_is_reported_with_time(he4, monkeypatch):
 
 def test_simulation_state_is_exported():
     assert mfcore.SimulationState is SimulationState
+
+
+# ------------------------------------------------------------------------------------------
+# evaluation routes and the memory guard
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["pgd", "flow"])
+def test_gram_and_moment_routes_give_the_same_run(method):
+    problem = Problem(8, "he4+he6", "0.6*he4+0.3*he6")
+    kw = dict(width=64, horizon=0.5, step=0.05, nodes=128, seed=2, method=method, progress=False,
+              keep_neurons=True)
+    runs = {e: simulate(problem, evaluation=e, **kw) for e in ("gram", "moments")}
+    assert runs["gram"].attrs["evaluation_route"] == "gram"
+    assert runs["moments"].attrs["evaluation_route"] == "moments"
+    assert runs["moments"].attrs["evaluation"] == "moments"
+    for var in ("loss", "gap_mean", "function_gap", "overlap"):
+        np.testing.assert_allclose(runs["moments"][var], runs["gram"][var], rtol=1e-9, atol=1e-14)
+
+
+def test_auto_route_is_recorded(he4):
+    ds = simulate(he4, width=4096, horizon=0.1, step=0.05, nodes=64, progress=False, dtype="float32")
+    assert ds.attrs["evaluation"] == "auto" and ds.attrs["evaluation_route"] == "moments"
+    relu = simulate(Problem(16, "relu"), width=16, horizon=0.1, step=0.05, nodes=64, progress=False)
+    assert relu.attrs["evaluation_route"] == "gram"
+    lim = simulate(he4, width=0, horizon=0.1, step=0.05, nodes=64, progress=False)
+    assert lim.attrs["evaluation_route"] == "none"
+
+
+def test_invalid_evaluation(he4):
+    with pytest.raises(ValueError, match="evaluation must be one of"):
+        simulate(he4, width=4, horizon=0.1, nodes=64, evaluation="fast", progress=False)
+    with pytest.raises(ValueError, match=r"degree \d+ in dimension d=16 needs D ="):
+        simulate(Problem(16, "relu"), width=4, horizon=0.1, nodes=64, evaluation="moments", progress=False)
+
+
+def test_run_too_large_for_memory_is_refused_before_allocating(monkeypatch):
+    problem = Problem(3_000_000, "he4")
+    est = sim_module.memory_estimate(problem, 100_000, 64, 80)
+    assert est > 100_000 * 3_000_000 * 8  # at least the float64 neurons
+    with pytest.raises(ValueError, match=r"needs about [\d.,]+ GiB of memory but only [\d.,]+ [MG]iB is available"):
+        simulate(problem, width=100_000, horizon=0.1, step=0.05, nodes=64, progress=False)
+    # the same check with a fake small machine on a small run
+    monkeypatch.setattr(mfcore.finite, "available_memory_bytes", lambda: 2**20)
+    with pytest.raises(ValueError, match="width m=4096"):
+        simulate(Problem(8, "he4"), width=4096, horizon=0.1, step=0.05, nodes=64, progress=False)
