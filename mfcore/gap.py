@@ -1,4 +1,4 @@
-r"""The gap equation between a finite network and its mean-field twins (SPEC §5).
+r"""The gap equation between a finite network and its mean-field twins (the book's mathematical reference, section ``math-gap-equation``).
 
 With :math:`\Delta_i=w_i-\bar w_i` and :math:`\bar\rho=\frac1m\sum_j\delta_{\bar w_j}` (the twins are
 i.i.d. samples of :math:`\rho_t`), the velocity difference splits into three brackets:
@@ -36,6 +36,15 @@ The **comparison ODE** :math:`b_i'=\lambda_{max}(t,\bar u_i)\,b_i+L_{int}\bar b+
 twin, with the Hessian of :math:`\rho_t` instead of :math:`\hat\rho_t`); the **Grönwall** version
 :math:`g'=(L+L_{int})\,g+\max_i\|\xi_i\|` replaces each :math:`\lambda_{max}` by a global constant
 :math:`L\ge\|H\|` and bounds :math:`\max_ib_i` (hence :math:`\bar b`).
+
+**Closures from the mean-field side only** (:class:`MeanFieldGapObserver`, used by the book's chapter
+on the gap equation): the first variation of the coupled system around the twins,
+:math:`\dot\delta_i=H_{\rho_t}(\bar w_i)\delta_i+(\mathcal K\delta)_i+\xi_i` with the interaction operator
+:math:`\mathcal K` of the twins (:func:`twin_linearisation`), and scalar closures whose interaction
+coefficient is the mean-field operator bound :func:`interaction_operator_bound`. Nothing measured on the
+finite network enters them. The older :class:`GapEquationObserver` below keeps the closures with the
+worst-case constant, the typical-pair heuristic and the *measured* interaction bracket (which feeds the
+finite network's interaction into the ODE and therefore cannot test it).
 
 The rigorous :math:`L_{int}` is a worst case over all pairs and ignores the cancellations between
 the other neurons' gaps; measured interaction brackets are typically one or two orders of
@@ -156,7 +165,7 @@ def _phi1(x):
 
 
 class GapEquationObserver:
-    r"""Observer measuring the gaps :math:`\|\Delta_i\|` and integrating their comparison ODEs (SPEC §5).
+    r"""Observer measuring the gaps :math:`\|\Delta_i\|` and integrating their comparison ODEs (section ``math-gap-equation``).
 
     At every projected-GD step (``simulate(..., method="pgd", observers=[obs])``) it computes, at the
     new state: the gaps :math:`\|w_i-\bar w_i\|`, the fluctuations :math:`\|\xi_i\|`
@@ -421,3 +430,299 @@ def first_order_linearization_check(state, interaction_constant=None, chunk: int
         "fraction_interaction_bounded": float(np.mean(inter_norm <= L_int * omega * (1 + 1e-12) + 1e-15)),
     })
     return ds
+
+
+# =============================================================================================
+# closures that take nothing from the finite network (the book's mathematical reference,
+# section ``math-gap-equation``)
+# =============================================================================================
+def _tangent(W, X):
+    """Row-wise projection of X on the tangent spaces at the unit rows of W."""
+    return X - np.sum(X * W, axis=1, keepdims=True) * W
+
+
+def apply_local_hessian(field, u, tau, D, eigenvalues=None) -> np.ndarray:
+    r""":math:`H_\rho(\bar w_i)D_i` for tangent rows :math:`D_i`, with the two eigenvalues of the symmetric limit.
+
+    :math:`H=\lambda_\parallel\,\tau\tau^\top+\lambda_\perp(P-\tau\tau^\top)` on the tangent space at
+    the twin of overlap :math:`u_i` and meridian :math:`\tau_i` (:func:`mfcore.hessian.local_hessian_eigenvalues`;
+    pass ``eigenvalues=(lam_par, lam_perp)`` to reuse them).
+    """
+    lp, lq = local_hessian_eigenvalues(field, u) if eigenvalues is None else eigenvalues
+    lq = np.nan_to_num(lq)
+    along = np.sum(D * tau, axis=1, keepdims=True)
+    return lp[:, None] * along * tau + lq[:, None] * (D - along * tau)
+
+
+def twin_linearisation(Wb, problem: Problem, D=None, chunk: int = DEFAULT_CHUNK):
+    r"""Velocity of the twins' empirical measure and the interaction part of the first variation.
+
+    For unit rows :math:`\bar w_i` (the twins) and tangent rows :math:`\delta_i` returns
+
+    * ``v_bar`` :math:`=v_{\bar\rho}(\bar w_i)=P_{\bar w_i}\big[K_*'(\bar u_i)e_1-\frac1m\sum_jK'(x_{ij})\bar w_j\big]`,
+      :math:`x_{ij}=\langle\bar w_i,\bar w_j\rangle`;
+    * ``inter`` :math:`=-\frac1m\sum_{j\ne i}P_{\bar w_i}\big[K''(x_{ij})\langle\bar w_i,\delta_j\rangle\bar w_j
+      +K'(x_{ij})\delta_j\big]`, the derivative of :math:`v_{\bar\rho}(\bar w_i)` when every *other*
+      particle :math:`\bar w_j` moves by :math:`\delta_j` (``None`` if ``D`` is ``None``).
+
+    Only the twins enter (mean-field side): cost :math:`O(m^2d)` by row blocks of ``chunk``.
+    """
+    Wb = np.asarray(Wb, dtype=float)
+    m, d = Wb.shape
+    if d != problem.dim:
+        raise ValueError(f"twins must have d = {problem.dim} columns, got {d}")
+    dK = problem.kernel.derivative()
+    d2K = problem.kernel.derivative(2)
+    g = np.zeros_like(Wb)
+    inter = None if D is None else np.zeros_like(Wb)
+    if D is not None:
+        D = np.asarray(D, dtype=float)
+        if D.shape != Wb.shape:
+            raise ValueError(f"D must have the twins' shape {Wb.shape}, got {D.shape}")
+    for start in range(0, m, chunk):
+        rows = slice(start, min(start + chunk, m))
+        X = np.clip(Wb[rows] @ Wb.T, -1.0, 1.0)
+        Kp = dK(X)
+        idx = np.arange(rows.start, rows.stop)
+        Kp[idx - start, idx] = 0.0  # j = i: P_w w = 0 in v_bar; excluded from the interaction
+        g[rows] = -(Kp @ Wb) / m
+        if D is not None:
+            Kpp = d2K(X)
+            Kpp[idx - start, idx] = 0.0
+            Kpp *= Wb[rows] @ D.T
+            inter[rows] = -(Kpp @ Wb + Kp @ D) / m
+    g[:, 0] += problem.cross_kernel.derivative()(Wb[:, 0])
+    v_bar = _tangent(Wb, g)
+    if inter is not None:
+        inter = _tangent(Wb, inter)
+    return v_bar, inter
+
+
+def pair_expectation(problem: Problem, nodes, coeffs) -> float:
+    r""":math:`\mathbb E_{w,w'\sim\rho}F(\langle w,w'\rangle)` for a polynomial :math:`F` (``coeffs``), :math:`w,w'` independent.
+
+    :math:`\rho` is the rotation-invariant law of the overlap nodes. With :math:`x=uu'+rr's`,
+    :math:`\mathbb E\,x^q=\sum_{n\ \mathrm{even}}\binom qn\mathbb E[s^n]\,M[q-n,n]^2`, :math:`M[a,b]` the
+    moments :math:`\mathbb E[u^ar^b]` of the nodes.
+    """
+    from scipy.special import comb
+
+    from .meanfield import overlap_moments, sphere_coordinate_moments
+
+    f = np.asarray(coeffs, dtype=float)
+    P = f.size - 1
+    M = overlap_moments(nodes, P, P)
+    smom = sphere_coordinate_moments(problem.dim, P)
+    total = 0.0
+    for q, fq in enumerate(f):
+        if fq == 0.0:
+            continue
+        n = np.arange(0, q + 1, 2)
+        total += fq * np.sum(comb(q, n) * smom[n] * M[q - n, n] ** 2)
+    return float(total)
+
+
+def interaction_operator_bound(problem: Problem, nodes) -> float:
+    r"""Mean-field bound of the interaction operator: :math:`L_{\rm MF}(t)=\big(2\mathbb E[K''(x)^2]+2\mathbb E[K'(x)^2]\big)^{1/2}`.
+
+    The first variation of :math:`v_\rho(w)` when the particles move by a tangent field
+    :math:`\delta` is :math:`(\mathcal K\delta)(w)=-\int P_w[K''(x)\langle w,\delta(w')\rangle w'+K'(x)\delta(w')]\,d\rho(w')`,
+    :math:`x=\langle w,w'\rangle`. Its kernel has operator norm at most :math:`|K''(x)|+|K'(x)|`, so
+    the Hilbert-Schmidt inequality gives
+    :math:`\|\mathcal K\|_{L^2(\rho)\to L^2(\rho)}\le(\mathbb E_{\rho\otimes\rho}(|K''|+|K'|)^2)^{1/2}\le L_{\rm MF}`,
+    an exact moment expansion of the law :math:`\rho_t` (:func:`pair_expectation`). A rigorous bound,
+    from mean-field quantities only; it ignores signs (see the book's section ``math-gap-equation``).
+    """
+    K = problem.kernel
+    p1, p2 = K.derivative(1).coeffs, K.derivative(2).coeffs
+    sq = 2.0 * np.polynomial.polynomial.polymul(p1, p1)
+    sq2 = 2.0 * np.polynomial.polynomial.polymul(p2, p2)
+    n = max(sq.size, sq2.size)
+    poly = np.zeros(n)
+    poly[:sq.size] += sq
+    poly[:sq2.size] += sq2
+    return float(np.sqrt(max(pair_expectation(problem, nodes, poly), 0.0)))
+
+
+class MeanFieldGapObserver:
+    r"""Closed gap equations driven by the mean-field side only, and the measured gap to judge them.
+
+    Every coefficient comes from the exact limit and the twins :math:`\bar w_i` (i.i.d. samples of
+    :math:`\rho_t`): the local Hessian :math:`H_{\rho_t}(\bar w_i)`, the fluctuation
+    :math:`\xi_i=v_{\bar\rho}(\bar w_i)-v_\rho(\bar w_i)`, and the interaction either linearised at the
+    twins or bounded by :func:`interaction_operator_bound`. The finite network is used **only** to
+    measure the gap :math:`\|w_i-\bar w_i\|` that the closures are compared with (nothing from it
+    enters any closure). Variants, all with zero initial value:
+
+    ``linearised``
+        the first variation of the coupled system around the twins, a vector ODE in :math:`\mathbb R^{m\times d}`:
+        :math:`\dot\delta_i=H_{\rho_t}(\bar w_i)\delta_i+(\mathcal K_{\bar\rho}\delta)_i+\xi_i`, with
+        :math:`(\mathcal K_{\bar\rho}\delta)_i` from :func:`twin_linearisation` (:math:`O(m^2d)` per step);
+    ``linearised_self``
+        the same without the interaction term (:math:`O(md)` per step);
+    ``scalar``
+        :math:`b_i'=\lambda_{max}(\bar w_i)\,b_i+L_{\rm MF}(t)\,b_{\rm rms}+\|\xi_i\|`,
+        :math:`b_{\rm rms}=(\frac1m\sum_jb_j^2)^{1/2}` (the operator bound acts in :math:`L^2`);
+    ``scalar_self``
+        :math:`b_i'=\lambda_{max}(\bar w_i)\,b_i+\|\xi_i\|`;
+    ``gronwall``
+        :math:`g'=(\Lambda^++\bar L_{\rm MF})\,g+\max_i\|\xi_i\|`, with :math:`\Lambda^+` the running
+        supremum over twins and time of the one-sided rate :math:`\lambda_{max}^+` and
+        :math:`\bar L_{\rm MF}` the running supremum of :math:`L_{\rm MF}`.
+
+    Time stepping follows projected GD with the same step :math:`\eta`, coefficients at the left end
+    of the step: the vector variants use the linearisation of the PGD map,
+    :math:`\delta_i\leftarrow P_{\bar w_i(t+\eta)}\big(\delta_i+\eta\,\dot\delta_i\big)/\sqrt{1+\eta^2\|v_\rho(\bar w_i)\|^2}`;
+    the scalar ones exponential Euler.
+
+    Parameters
+    ----------
+    problem : Problem
+    max_records : int
+        About this many recorded states (log-spaced, :class:`mfcore.hessian.RecordSchedule`).
+    horizon : float, optional
+        Final time (spreads the records).
+    neurons : int, optional
+        Per-neuron series are stored for the first ``neurons`` neurons (default 1024).
+    interaction : bool
+        Integrate the ``linearised`` variant (:math:`O(m^2d)` per step); default True.
+    chunk : int
+        Rows per Gram block.
+
+    Notes
+    -----
+    :meth:`result` returns an ``xarray.Dataset`` on ``t`` with ``omega`` (measured mean gap), for every
+    variant ``X`` its mean ``X_mean`` (``gronwall``: :math:`g`; ``inf`` beyond :math:`10^{300}`) and
+    ``X_log10`` (its base-10 logarithm, finite however large: the scalar closures are integrated in
+    the scaled form :math:`b=e^{s}\beta`), the measured and linearised
+    fractions of the squared gap along the meridian ``meridian_fraction`` / ``meridian_fraction_lin``,
+    ``xi_mean``, ``L_mf``, ``lam_plus_sup``, ``flipped_fraction``; and on ``(t, neuron)`` ``gap`` and
+    ``linearised``.
+    """
+
+    VARIANTS = ("linearised", "linearised_self", "scalar", "scalar_self", "gronwall")
+
+    def __init__(self, problem: Problem, max_records: int = 300, horizon=None, neurons: int = 1024,
+                 interaction: bool = True, chunk: int = DEFAULT_CHUNK):
+        if not isinstance(problem, Problem):
+            raise ValueError(f"problem must be a mfcore.Problem, got {type(problem).__name__}")
+        self.problem = problem
+        self.max_records = check_int("max_records", max_records, 3)
+        self.horizon = None if horizon is None else check_positive("horizon", horizon)
+        self.n_keep = check_int("neurons", neurons, 1)
+        self.interaction = bool(interaction)
+        self.chunk = check_int("chunk", chunk, 1)
+        self._records = []
+
+    def start(self, state):
+        if state.problem.dim != self.problem.dim or not np.array_equal(
+                state.problem.kernel.coeffs, self.problem.kernel.coeffs):
+            raise ValueError("the observer's problem differs from the simulated one")
+        m = state.tracers.size
+        if m == 0:
+            raise ValueError("MeanFieldGapObserver needs twins (width > 0)")
+        d = self.problem.dim
+        self.idx = np.arange(min(m, self.n_keep))
+        self.schedule = RecordSchedule(self.max_records, self.horizon)
+        self._records = []
+        self.delta = np.zeros((m, d))
+        self.delta_self = np.zeros((m, d))
+        self.b = np.zeros(m)
+        self.b_self = np.zeros(m)
+        self._log_b = self._log_b_self = 0.0
+        self.log_g = -np.inf
+        self.lam_sup = 0.0
+        self.L_sup = 0.0
+        self._look(state)
+
+    def update(self, state):
+        eta = float(state.step)
+        Wb = state.twins()
+        shrink = 1.0 / np.sqrt(1.0 + (eta * self._speed) ** 2)[:, None]
+        self.delta = _tangent(Wb, self.delta + eta * self._rhs) * shrink
+        self.delta_self = _tangent(Wb, self.delta_self + eta * self._rhs_self) * shrink
+        lam = self._lam
+        e, phi = np.exp(lam * eta), eta * _phi1(lam * eta)
+        # scalar closures in scaled form b = exp(log_s) * beta (they may outgrow the float range)
+        for name, coupling in (("b", self._L), ("b_self", 0.0)):
+            beta, log_s = getattr(self, name), getattr(self, "_log_" + name)
+            rms = float(np.sqrt(np.mean(beta ** 2)))
+            beta = e * beta + phi * (coupling * rms + self._xi * np.exp(-log_s))
+            top = float(beta.max())
+            if top > 0:
+                beta, log_s = beta / top, log_s + np.log(top)
+            setattr(self, name, beta)
+            setattr(self, "_log_" + name, log_s)
+        rate = self.lam_sup + self.L_sup
+        forcing = eta * float(_phi1(rate * eta)) * float(self._xi.max())
+        self.log_g = float(np.logaddexp(rate * eta + self.log_g, np.log(forcing)))
+        self._look(state)
+
+    def _look(self, state):
+        t = float(state.t)
+        Wb = state.twins()
+        u, _, tau = _meridian(state.tracers, state.perp)
+        field = state.field
+        v_bar, inter = twin_linearisation(Wb, self.problem, self.delta if self.interaction else None, self.chunk)
+        speed = field.speed(u)
+        xi_vec = v_bar - speed[:, None] * tau
+        self._xi = np.linalg.norm(xi_vec, axis=1)
+        self._speed = speed
+        lp, lq = local_hessian_eigenvalues(field, u)
+        self._lam = np.fmax(lp, np.nan_to_num(lq, nan=-np.inf))
+        self._L = interaction_operator_bound(self.problem, state.nodes)
+        self.lam_sup = max(self.lam_sup, float(np.max(self._lam)), 0.0)
+        self.L_sup = max(self.L_sup, self._L)
+        self._rhs_self = apply_local_hessian(field, u, tau, self.delta_self, (lp, lq)) + xi_vec
+        self._rhs = apply_local_hessian(field, u, tau, self.delta, (lp, lq)) + xi_vec
+        if inter is not None:
+            self._rhs = self._rhs + inter
+        lin = np.linalg.norm(self.delta, axis=1)
+        lin_self = np.linalg.norm(self.delta_self, axis=1)
+        ln10 = np.log(10.0)
+        with np.errstate(divide="ignore"):
+            logs = {"linearised": np.log10(lin.mean()), "linearised_self": np.log10(lin_self.mean()),
+                    "scalar": (self._log_b + np.log(self.b.mean())) / ln10,
+                    "scalar_self": (self._log_b_self + np.log(self.b_self.mean())) / ln10,
+                    "gronwall": self.log_g / ln10}
+        rec = {"t": t, "xi_mean": float(self._xi.mean()), "L_mf": self._L,
+               "lam_plus_sup": self.lam_sup, "lam_max_mean": float(self._lam.mean())}
+        for name, value in logs.items():
+            rec[name + "_log10"] = float(value)
+            rec[name + "_mean"] = float(10.0 ** value) if value < 300 else np.inf
+        lin_along = np.sum(self.delta * tau, axis=1) ** 2
+        rec["meridian_fraction_lin"] = float(lin_along.sum() / max((lin ** 2).sum(), 1e-300))
+        if state.W is not None:
+            Dm = np.asarray(state.W, dtype=float) - Wb
+            gap = np.linalg.norm(Dm, axis=1)
+            along = np.sum(Dm * tau, axis=1) ** 2
+            rec.update(omega=float(gap.mean()), flipped_fraction=float(np.mean(gap > 1.0)),
+                       meridian_fraction=float(along.sum() / max((gap ** 2).sum(), 1e-300)))
+        else:
+            gap = np.full(u.size, np.nan)
+            rec.update(omega=np.nan, flipped_fraction=np.nan, meridian_fraction=np.nan)
+        for name, arr in (("linearised", lin), ("scalar", self.b), ("xi", self._xi), ("log", [self._log_b])):
+            if not np.all(np.isfinite(arr)):
+                raise FloatingPointError(f"non-finite {name} in MeanFieldGapObserver at t={t:.6g}")
+        i = self.idx
+        rec.update(gap=gap[i].copy(), linearised=lin[i].copy())
+        self._last = rec
+        if self.schedule.want(t):
+            self._records.append(rec)
+
+    def result(self) -> xr.Dataset:
+        recs = list(self._records)
+        if not recs:
+            raise RuntimeError("the observer has seen no state (pass it to simulate(..., observers=[...]))")
+        if recs[-1]["t"] != self._last["t"]:
+            recs.append(self._last)
+        t = np.array([r["t"] for r in recs])
+        data = {k: (("t", "neuron"), np.stack([r[k] for r in recs])) for k in ("gap", "linearised")}
+        for k in recs[0]:
+            if k not in data and k != "t":
+                data[k] = ("t", np.array([r[k] for r in recs], dtype=float))
+        ds = xr.Dataset(data, coords={"t": t, "neuron": self.idx})
+        ds.attrs.update({"scheme": "linearised PGD map (vectors), exponential Euler (scalars); "
+                                   "coefficients at the left end of each step",
+                         "interaction": int(self.interaction), **self.problem.describe()})
+        return ds

@@ -1,4 +1,4 @@
-r"""Local Hessian of the mean-field velocity (SPEC §4).
+r"""Local Hessian of the mean-field velocity (the book's mathematical reference, section ``math-hessian``).
 
 The mean-field velocity is minus the spherical gradient of the potential
 :math:`\Psi_\rho(w)=\int K(\langle w,w'\rangle)\,d\rho(w')-K_*(\langle w,e_1\rangle)`:
@@ -82,7 +82,7 @@ def symmetric_velocity(field: OverlapField, w) -> np.ndarray:
 
     .. math:: v_\rho(w)=P_w\big[(K_*'(a)-A(a,b))\,e_1-B(a,b)\,z\big],\qquad P_w=I-ww^\top/\|w\|^2 .
 
-    On the sphere this is the velocity of SPEC §2; off the sphere it is a smooth extension, so that
+    On the sphere this is the velocity of the model (the book's mathematical reference, section ``math-model``); off the sphere it is a smooth extension, so that
     finite differences along tangent directions give the covariant derivative.
 
     Parameters
@@ -354,7 +354,7 @@ def hessian_along(problem: Problem, ds: xr.Dataset, velocity_floor: float = 1e-1
     xarray.Dataset on ``(t, node)`` with ``lam_par`` (:math:`\lambda_\parallel`), ``lam_perp``
     (:math:`\lambda_\perp`, NaN if d = 2), ``lam_max`` (their max), ``velocity`` (:math:`V=\dot u`),
     ``self_concordance`` (:math:`\lambda_\parallel u/V`, NaN where :math:`|V|\le` ``velocity_floor``;
-    about :math:`k-1` early in training, SPEC §4; it diverges near the zeros of :math:`V`, e.g. where
+    about :math:`k-1` early in training, section ``math-hessian``; it diverges near the zeros of :math:`V`, e.g. where
     the repulsion of the bulk balances the signal at small :math:`u`, so read it only where :math:`|V|`
     is not small) and ``overlap`` (the nodes). If ``ds`` holds
     ``twin_overlap(t, neuron)`` (``keep_neurons=True``), the same quantities at the tracers are
@@ -430,7 +430,7 @@ class RecordSchedule:
 
 
 class HessianIntegralObserver:
-    r"""Observer accumulating :math:`\int_0^t\lambda_{max}(\bar u_i(s))\,ds` along every tracer (SPEC §4, C4).
+    r"""Observer accumulating :math:`\int_0^t\lambda_{max}(\bar u_i(s))\,ds` along every tracer (section ``math-hessian``, C4).
 
     On each PGD step of size :math:`\eta` the integral gets :math:`\eta\,\lambda_{max}` evaluated at the
     state *before* the step (left Riemann sum, the same grid as the dynamics). Also tracked:

@@ -1,4 +1,4 @@
-"""Local Hessian (SPEC §4): analytic eigenvalues against finite-difference Jacobians."""
+"""Local Hessian (section math-hessian of the book): analytic eigenvalues against finite-difference Jacobians."""
 from __future__ import annotations
 
 import numpy as np
