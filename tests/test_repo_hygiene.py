@@ -87,21 +87,9 @@ def test_no_reference_to_external_design_documents():
 
 
 def _toc_files() -> set[str]:
-    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
-    found = {str(toc["root"])}
+    from test_notebooks import _toc_files as toc_files  # one parser of _toc.yml for the suite
 
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                found.add(str(node["file"]))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk({k: v for k, v in toc.items() if k != "root"})
-    return {f.rsplit(".", 1)[0] if f.endswith((".md", ".ipynb")) else f for f in found}
+    return toc_files(REPO_ROOT / "_toc.yml")
 
 
 def _defined_labels(text: str) -> set[str]:
