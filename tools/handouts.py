@@ -404,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (_build/handouts)")
     key = sub.add_parser("key-html", help="answer-key.html from the built book")
     key.add_argument("--html", type=Path, default=REPO_ROOT / "_build" / "html")
+    # accepted after the subcommand too (`key-html --html H --out O`, as the Makefile calls it)
+    key.add_argument("--out", type=Path, default=argparse.SUPPRESS, help="output folder (_build/handouts)")
     args = parser.parse_args(argv)
     try:
         if args.command == "key-html":
