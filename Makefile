@@ -59,7 +59,11 @@ handouts: book
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going --config $(HANDOUTS)/_config.student.yml --path-output $(HANDOUTS)/student
 	mv $(HANDOUTS)/student/_build/html $(HANDOUTS)/html && rm -rf $(HANDOUTS)/student
 	$(VPY) -m tools.handouts key-html --html _build/html --out $(HANDOUTS)
-	env -u MFBOOK_PROFILE $(VPY) -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=600 $(HANDOUTS)/notebooks
+	# nbmake skips every path with a `_build` part: execute a copy outside _build (the notebooks find
+	# the repository's files from the installed package, not from their folder)
+	tmp=$$(mktemp -d) && cp $(HANDOUTS)/notebooks/*.ipynb $$tmp/ && \
+	  env -u MFBOOK_PROFILE $(VPY) -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=600 $$tmp; \
+	  rc=$$?; rm -rf $$tmp; exit $$rc
 	@echo "Handouts: $(HANDOUTS)/ (students: notebooks/, html/; instructors: answer-key.*)"
 
 # Printable book (Chromium prints each built page, pypdf merges): _build/pdf/book.pdf with the
