@@ -164,6 +164,16 @@ def _phi1(x):
     return out
 
 
+
+def _recorded_states(records, last):
+    """The observer's records plus its last state (if not recorded), and their times."""
+    recs = list(records)
+    if not recs:
+        raise RuntimeError("the observer has seen no state (pass it to simulate(..., observers=[...]))")
+    if recs[-1]["t"] != last["t"]:
+        recs.append(last)
+    return recs, np.array([r["t"] for r in recs])
+
 class GapEquationObserver:
     r"""Observer measuring the gaps :math:`\|\Delta_i\|` and integrating their comparison ODEs (section ``math-gap-equation``).
 
@@ -329,12 +339,7 @@ class GapEquationObserver:
             self._records.append(self._last)
 
     def result(self) -> xr.Dataset:
-        recs = list(self._records)
-        if not recs:
-            raise RuntimeError("the observer has seen no state (pass it to simulate(..., observers=[...]))")
-        if recs[-1]["t"] != self._last["t"]:
-            recs.append(self._last)
-        t = np.array([r["t"] for r in recs])
+        recs, t = _recorded_states(self._records, getattr(self, "_last", None))
         data = {k: (("t", "neuron"), np.stack([r[k] for r in recs])) for k in ("gap", "bound", "xi")}
         for k in ("omega", "gap_max", "bound_mean", "bound_max", "gronwall", "xi_mean", "xi_max",
                   "lipschitz", "lam_max_mean", "interaction_forcing"):
@@ -711,12 +716,7 @@ class MeanFieldGapObserver:
             self._records.append(rec)
 
     def result(self) -> xr.Dataset:
-        recs = list(self._records)
-        if not recs:
-            raise RuntimeError("the observer has seen no state (pass it to simulate(..., observers=[...]))")
-        if recs[-1]["t"] != self._last["t"]:
-            recs.append(self._last)
-        t = np.array([r["t"] for r in recs])
+        recs, t = _recorded_states(self._records, getattr(self, "_last", None))
         data = {k: (("t", "neuron"), np.stack([r[k] for r in recs])) for k in ("gap", "linearised")}
         for k in recs[0]:
             if k not in data and k != "t":
