@@ -161,7 +161,7 @@ class _Recorder:
         self.keep_nodes = keep_nodes
         self.rows: dict[str, list] = {k: [] for k in (
             "t", "mf_loss", "loss", "gap_mean", "gap_quantile", "function_gap", "flipped_fraction",
-            "gap", "overlap", "twin_overlap", "nodes")}
+            "overlap_gap", "gap", "overlap", "twin_overlap", "nodes")}
 
     def record(self, t, field: OverlapField, fe, W, perp, tracers, nodes):
         r = self.rows
@@ -174,6 +174,8 @@ class _Recorder:
             r["gap_quantile"].append(np.quantile(gaps, GAP_QUANTILES))
             r["function_gap"].append(field.function_gap(fe.kernel_mean, fe.overlaps))
             r["flipped_fraction"].append(float(np.mean(gaps > 1.0)))
+            # sign-blind overlap gap mean_i ||u_i| - |ubar_i|| (the criterion of the width chapter)
+            r["overlap_gap"].append(float(np.mean(np.abs(np.abs(u) - np.abs(np.asarray(tracers, dtype=np.float64))))))
             if self.keep_neurons:
                 r["gap"].append(gaps.astype(np.float64))
                 r["overlap"].append(u.copy())
@@ -200,6 +202,8 @@ class _Recorder:
                                  {"long_name": "||f_rho_hat - f_rho||^2 (L2 of the Gaussian input)"}),
                 "flipped_fraction": ("t", np.array(r["flipped_fraction"]),
                                      {"long_name": "fraction of neurons with ||w_i - wbar_i|| > 1"}),
+                "overlap_gap": ("t", np.array(r["overlap_gap"]),
+                                {"long_name": "sign-blind overlap gap gamma_t/sqrt(d) = mean_i ||u_i| - |ubar_i||"}),
             })
             if self.keep_neurons:
                 data.update({
@@ -227,7 +231,9 @@ def memory_estimate(problem: Problem, width: int, nodes: int, n_records: int, me
     the Runge-Kutta stages); one finite evaluation's buffers
     (:func:`mfcore.finite.evaluation_memory_bytes`: Gram chunks or monomial features); the
     limit's nodes (a few dozen arrays of :math:`N`); kept records
-    (:math:`3\,n_{m records}\,m` and :math:`n_{m records}N` floats).
+    (:math:`3\,n_{
+m records}\,m` and :math:`n_{
+m records}N` floats).
     """
     m, d = int(width), problem.dim
     item = np.dtype(_DTYPES[dtype]).itemsize
@@ -330,7 +336,8 @@ def simulate(
     xarray.Dataset
         Coordinate ``t``; ``mf_loss``; if ``width > 0`` also ``loss``, ``gap_mean``,
         ``gap_quantile`` (coordinate ``quantile`` = 0.5, 0.9, 0.99, 1), ``function_gap``,
-        ``flipped_fraction``; optional per-neuron and per-node arrays. ``attrs`` hold every
+        ``flipped_fraction``, ``overlap_gap`` (:math:`\frac1m\sum_i\big||u_i|-|\bar u_i|\big|`, the
+        sign-blind overlap gap); optional per-neuron and per-node arrays. ``attrs`` hold every
         parameter, ``problem.describe()``, ``mfcore_version``, ``velocity_evaluations`` (evaluations
         of the velocity that advanced the dynamics: steps for ``pgd``, right-hand-side calls for
         ``flow``; the evaluations at record times of ``flow`` are not counted) and ``wall_time_s``.

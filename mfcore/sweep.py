@@ -465,10 +465,13 @@ def compute_run(params: dict, runs_dir: str, version: str, log: str | None = Non
     if path.exists():
         return {"key": key, "computed": False}
     kwargs = {k: v for k, v in params.items() if k not in ("activation", "target", "dim")}
+    # provenance of the code that runs: the git state when the run starts (edits made while a long
+    # run computes do not change the code it executes); the date is the finishing time
+    provenance = run_provenance()
     start = time.perf_counter()
     ds = simulate(Problem(params["dim"], params["activation"], params["target"]), progress=False, **kwargs)
     wall = time.perf_counter() - start
-    ds.attrs.update(run_provenance())
+    ds.attrs.update({**provenance, "computed_at": _utc_now()})
     ds.attrs["sweep_key"] = key
     ds.attrs["sweep_params"] = json.dumps(params, sort_keys=True)
     save_dataset(ds, path)  # atomic: temporary file in the cache folder, then os.replace

@@ -109,6 +109,9 @@ def test_observer_state_and_recorded_gaps(he4):
         assert float(rec.gap_mean) == pytest.approx(gaps.mean(), rel=1e-13)
         assert np.allclose(rec.gap_quantile.values, np.quantile(gaps, [0.5, 0.9, 0.99, 1.0]), rtol=1e-13)
         assert float(rec.flipped_fraction) == np.mean(gaps > 1)
+        # sign-blind overlap gap, from the observer's own neurons and twins (not the recorder's arrays)
+        assert float(rec.overlap_gap) == pytest.approx(np.mean(np.abs(np.abs(W[:, 0]) - np.abs(Wbar[:, 0]))),
+                                                       rel=1e-12)
         assert float(rec.loss) == loss
         assert np.allclose(rec.overlap.values, W[:, 0]) and np.allclose(rec.nodes.values, nodes)
         assert float(rec.mf_loss) == pytest.approx(OverlapField(he4, nodes).loss(), rel=1e-14)

@@ -80,7 +80,7 @@ def test_shipped_configs():
     test = load_config(TEST_CONFIG)
     assert list(test) == ["tiny"] and test["tiny"].size >= 24
     paper = load_config(REPO / "configs" / "paper.toml")
-    assert {"c1", "c5", "c5_d64", "c5_wide", "c7_he6"} <= set(paper)
+    assert {"c1", "c5", "c5_d64", "c5_wide", "c7_he4", "c7_he4_heldout", "c7_he6"} <= set(paper)
     c5 = paper["c5"]
     # the authors' widths (their code, glasgow2025code): 128..32768 in powers of two; horizon
     # max(T95, d) in book time; >= 3 seeds; float32, moment route where cheaper. The step is 0.2,
@@ -93,7 +93,14 @@ def test_shipped_configs():
     assert c5.fixed["dtype"] == "float32" and c5.fixed["evaluation"] == "auto"
     assert c5.fixed["horizon"] == "full"
     assert paper["c5_d64"].fixed["dim"] == 64 and max(paper["c5_d64"].grid["width"]) == 8192
-    assert paper["c5_wide"].fixed["dtype"] == "float64" and max(paper["c5_wide"].grid["width"]) == 2**17
+    assert paper["c5_wide"].fixed["dtype"] == "float64" and max(paper["c5_wide"].grid["width"]) == 2**20
+    # C7 for h4 at the authors' widths (1024, 4096), d = 16, 32, 64, and a held-out d = 128
+    c7, held = paper["c7_he4"], paper["c7_he4_heldout"]
+    assert c7.grid["dim"] == [16, 32, 64] and c7.grid["width"] == [1024, 4096] and len(c7.grid["seed"]) >= 3
+    assert held.fixed["dim"] == 128 > max(c7.grid["dim"]) and len(held.grid["seed"]) >= 3
+    assert max(held.grid["width"]) == 4096 == max(c7.grid["width"])
+    for spec in (c7, held):
+        assert {k: spec.fixed[k] for k in ("step", "horizon", "dtype")} == {"step": 0.2, "horizon": "full", "dtype": "float32"}
     assert all(p["width"] == 0 for _, p in paper["c1"].runs())
     assert paper["c1"].fixed["step"] == paper["c7_he6"].fixed["step"] == 0.02 == book_step(0.01)
 
