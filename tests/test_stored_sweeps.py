@@ -5,8 +5,9 @@
     leave it), so the section "At the authors' sizes" runs in the test suite.
 (b) For every stored sweep ``sweeps/paper/*.nc`` of the repository, the run of the smallest width
     (and smallest dimension) of one seed is rebuilt from the file's own attributes and recomputed;
-    its recorded curves must match the stored ones (float64: 1e-9 relative; float32: 1e-4 relative
-    on the loss and the mean gap). Skipped when no stored sweep is present.
+    its recorded curves must match the stored ones (float64: 1e-9 relative; float32: 1e-4 of each
+    curve's largest value on the loss, the mean gap and the overlap gap, 1e-3 on the function gap).
+    Skipped when no stored sweep is present.
 """
 from __future__ import annotations
 
@@ -218,7 +219,11 @@ def test_stored_sweep_is_reproducible(path: Path):
         if not np.isfinite(a).any():  # not recorded by this run (an older mfcore, assembled with newer runs)
             continue
         scale = np.max(np.abs(b))
-        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * scale * 1e-3,
+        # float32: the sweep's workers run BLAS on one thread, this test on several; the summation
+        # order differs, so a small late value (the function gap falls 6-fold) is compared on the
+        # scale of its curve: |stored - recomputed| <= tol x max|curve| at every recorded time
+        atol = tol * scale * (1.0 if float32 else 1e-3)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=atol,
                                    err_msg=f"{path.name} {point}: {name} does not match its recomputation")
         checked.append(name)
     assert "mf_loss" in checked, checked
