@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOK = REPO / "notebooks" / "05_chaos.ipynb"
 TEST_CONFIG = REPO / "configs" / "test.toml"
 STORED = sorted((REPO / "sweeps" / "paper").glob("*.nc"))
 
@@ -33,6 +32,19 @@ def _glued(nb, name: str) -> str:
                 key = next(k for k in data if k.endswith("text/plain"))
                 return str(data[key]).strip("'\"")
     raise KeyError(f"{name!r} is not glued in the executed notebook")
+
+
+def _run_quick(name: str, sweep_file: Path, tmp_path: Path):
+    """Execute ``notebooks/<name>.ipynb`` at the quick profile reading ``sweep_file``; the executed notebook."""
+    import nbformat
+    import papermill
+
+    notebook = REPO / "notebooks" / f"{name}.ipynb"
+    out = tmp_path / notebook.name
+    papermill.execute_notebook(str(notebook), str(out), parameters={"profile": "quick", "sweep_file": str(sweep_file)},
+                               cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
+                               execution_timeout=600)
+    return nbformat.read(out, as_version=4)
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +80,7 @@ def tiny_sweep(tmp_path_factory) -> Path:
 
 @pytest.mark.notebooks
 def test_chaos_notebook_reads_a_stored_sweep(tiny_sweep: Path, tmp_path: Path):
-    import nbformat
-    import papermill
-
-    out = tmp_path / "05_chaos.ipynb"
-    papermill.execute_notebook(str(NOTEBOOK), str(out), parameters={"profile": "quick", "sweep_file": str(tiny_sweep)},
-                               cwd=str(NOTEBOOK.parent), kernel_name="python3", progress_bar=False,
-                               execution_timeout=600)
-    nb = nbformat.read(out, as_version=4)
+    nb = _run_quick("05_chaos", tiny_sweep, tmp_path)
     paper, verdict_text, notes = _glued(nb, "C5_paper"), _glued(nb, "C5_paper_verdict"), _glued(nb, "c5_paper_notes")
     assert paper != "not computed" and "d = 8" in paper and "b_ω" in paper, paper
     assert "nan" not in paper.lower(), paper
@@ -87,15 +92,7 @@ def test_chaos_notebook_reads_a_stored_sweep(tiny_sweep: Path, tmp_path: Path):
 
 @pytest.mark.notebooks
 def test_limit_notebook_reads_a_stored_sweep(tiny_sweep: Path, tmp_path: Path):
-    import nbformat
-    import papermill
-
-    notebook = REPO / "notebooks" / "02_limit.ipynb"
-    out = tmp_path / "02_limit.ipynb"
-    papermill.execute_notebook(str(notebook), str(out), parameters={"profile": "quick", "sweep_file": str(tiny_sweep)},
-                               cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
-                               execution_timeout=600)
-    nb = nbformat.read(out, as_version=4)
+    nb = _run_quick("02_limit", tiny_sweep, tmp_path)
     paper = _glued(nb, "C2_paper")
     # d = 8: three seeds at both widths; d = 12: the run (m = 32, seed 2) is missing, so only m = 16
     # is complete for every seed and no slope can be fitted: skipped and said so, not a number
@@ -136,16 +133,7 @@ def tiny_width_sweeps(tiny_sweep: Path) -> Path:
 
 @pytest.mark.notebooks
 def test_width_notebook_reads_stored_sweeps(tiny_width_sweeps: Path, tmp_path: Path):
-    import nbformat
-    import papermill
-
-    notebook = REPO / "notebooks" / "07_width.ipynb"
-    out = tmp_path / "07_width.ipynb"
-    papermill.execute_notebook(str(notebook), str(out),
-                               parameters={"profile": "quick", "sweep_file": str(tiny_width_sweeps)},
-                               cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
-                               execution_timeout=600)
-    nb = nbformat.read(out, as_version=4)
+    nb = _run_quick("07_width", tiny_width_sweeps, tmp_path)
     paper, notes = _glued(nb, "C7_paper"), _glued(nb, "c7_paper_notes")
     # fit on d = 8, 12 (both widths), held out d = 16 measured at its widest width 32
     assert "fit d = 8, 12" in paper and "held out d = 16" in paper and "seeds at m = 32" in paper, paper
