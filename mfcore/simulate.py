@@ -227,13 +227,11 @@ def memory_estimate(problem: Problem, width: int, nodes: int, n_records: int, me
     r"""Bytes a :func:`simulate` run allocates at its peak (an estimate, checked before the run).
 
     Sum of: the neurons in float64 and ``dtype`` plus the fixed directions :math:`z_i` and about
-    four more :math:`m	imes d` arrays (velocity, step, projections; ``flow``: about ten states of
+    four more :math:`m\times d` arrays (velocity, step, projections; ``flow``: about ten states of
     the Runge-Kutta stages); one finite evaluation's buffers
     (:func:`mfcore.finite.evaluation_memory_bytes`: Gram chunks or monomial features); the
     limit's nodes (a few dozen arrays of :math:`N`); kept records
-    (:math:`3\,n_{
-m records}\,m` and :math:`n_{
-m records}N` floats).
+    (:math:`3\,n_{\rm records}\,m` and :math:`n_{\rm records}N` floats).
     """
     m, d = int(width), problem.dim
     item = np.dtype(_DTYPES[dtype]).itemsize
