@@ -206,11 +206,18 @@ def verdict(holds: bool | None, meaningful: bool = True) -> str:
 
 
 def estimate(value: float, stderr: float | None = None, digits: int = 2) -> str:
-    """``"0.98 ± 0.01"`` (or ``"0.98"`` without a finite standard error); never ``± nan``."""
+    """``"0.98 ± 0.01"`` (or ``"0.98"`` without a finite standard error); never ``± nan``.
+
+    A nonzero standard error that would round to zero at ``digits`` decimals gets one significant
+    figure, and the value as many decimals (``-0.524 ± 0.002``, never ``-0.52 ± 0.00``).
+    """
     if value is None or not math.isfinite(float(value)):
         return "n/a"
+    has_se = stderr is not None and math.isfinite(float(stderr))
+    if has_se and 0 < abs(float(stderr)) < 0.5 * 10.0 ** -digits:
+        digits = -int(math.floor(math.log10(abs(float(stderr)))))
     text = f"{float(value):.{digits}f}"
-    if stderr is not None and math.isfinite(float(stderr)):
+    if has_se:
         text += f" ± {float(stderr):.{digits}f}"
     return text
 

@@ -264,6 +264,16 @@ def test_the_chaos_chapter_takes_a_dimension():
     assert any(p.stem == "05_chaos" for p in _ECHO), "notebooks/05_chaos.ipynb has no `dim` parameter"
 
 
+def test_estimate_never_prints_a_zero_standard_error():
+    from mfcore.notebook import estimate
+
+    assert estimate(0.98, 0.0123) == "0.98 ± 0.01"
+    assert estimate(-0.5237, 0.0021) == "-0.524 ± 0.002"      # was "-0.52 ± 0.00"
+    assert estimate(0.1, 0.0004, 3) == "0.1000 ± 0.0004"
+    assert estimate(0.1, 0.0) == "0.10 ± 0.00"                # an exact zero stays as it is
+    assert estimate(0.1, float("nan")) == "0.10" and estimate(float("nan"), 0.1) == "n/a"
+
+
 def write_readme_table() -> None:
     """Replace the README's table (between the markers) by the current one."""
     text = README.read_text(encoding="utf-8")
