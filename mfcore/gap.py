@@ -459,7 +459,7 @@ def apply_local_hessian(field, u, tau, D, eigenvalues=None) -> np.ndarray:
     return lp[:, None] * along * tau + lq[:, None] * (D - along * tau)
 
 
-def twin_linearisation(Wb, problem: Problem, D=None, chunk: int = DEFAULT_CHUNK):
+def twin_linearisation(Wb, problem: Problem, D=None, chunk: int = DEFAULT_CHUNK, row_bounds: bool = False):
     r"""Velocity of the twins' empirical measure and the interaction part of the first variation.
 
     For unit rows :math:`\bar w_i` (the twins) and tangent rows :math:`\delta_i` returns
@@ -468,7 +468,14 @@ def twin_linearisation(Wb, problem: Problem, D=None, chunk: int = DEFAULT_CHUNK)
       :math:`x_{ij}=\langle\bar w_i,\bar w_j\rangle`;
     * ``inter`` :math:`=-\frac1m\sum_{j\ne i}P_{\bar w_i}\big[K''(x_{ij})\langle\bar w_i,\delta_j\rangle\bar w_j
       +K'(x_{ij})\delta_j\big]`, the derivative of :math:`v_{\bar\rho}(\bar w_i)` when every *other*
-      particle :math:`\bar w_j` moves by :math:`\delta_j` (``None`` if ``D`` is ``None``).
+      particle :math:`\bar w_j` moves by :math:`\delta_j` (``None`` if ``D`` is ``None``);
+    * with ``row_bounds=True``, a third output ``a`` with
+      :math:`a_i=\big(\frac1m\sum_{j\ne i}\big[|K''(x_{ij})|(1-x_{ij}^2)+|K'(x_{ij})|\big]^2\big)^{1/2}`.
+      The block :math:`M_{ij}\delta_j=-P_{\bar w_i}[K''(x_{ij})\langle\bar w_i,\delta_j\rangle\bar w_j+K'(x_{ij})\delta_j]`
+      has operator norm at most :math:`|K''(x_{ij})|(1-x_{ij}^2)+|K'(x_{ij})|` on tangent vectors
+      (:math:`|\langle\bar w_i,\delta_j\rangle|\le\|P_{\bar w_j}\bar w_i\|\|\delta_j\|` and
+      :math:`\|P_{\bar w_i}\bar w_j\|=(1-x_{ij}^2)^{1/2}`), so by Cauchy-Schwarz
+      :math:`\|(\mathcal K\delta)_i\|\le a_i\,\delta_{\rm rms}`, :math:`\delta_{\rm rms}=(\frac1m\sum_j\|\delta_j\|^2)^{1/2}`.
 
     Only the twins enter (mean-field side): cost :math:`O(m^2d)` by row blocks of ``chunk``.
     """
@@ -484,6 +491,7 @@ def twin_linearisation(Wb, problem: Problem, D=None, chunk: int = DEFAULT_CHUNK)
         D = np.asarray(D, dtype=float)
         if D.shape != Wb.shape:
             raise ValueError(f"D must have the twins' shape {Wb.shape}, got {D.shape}")
+    a = np.zeros(m) if row_bounds else None
     for start in range(0, m, chunk):
         rows = slice(start, min(start + chunk, m))
         X = np.clip(Wb[rows] @ Wb.T, -1.0, 1.0)
@@ -491,6 +499,10 @@ def twin_linearisation(Wb, problem: Problem, D=None, chunk: int = DEFAULT_CHUNK)
         idx = np.arange(rows.start, rows.stop)
         Kp[idx - start, idx] = 0.0  # j = i: P_w w = 0 in v_bar; excluded from the interaction
         g[rows] = -(Kp @ Wb) / m
+        if row_bounds:
+            blk = np.abs(d2K(X)) * (1.0 - X * X) + np.abs(Kp)
+            blk[idx - start, idx] = 0.0
+            a[rows] = np.sqrt(np.sum(blk * blk, axis=1) / m)
         if D is not None:
             Kpp = d2K(X)
             Kpp[idx - start, idx] = 0.0
@@ -500,6 +512,8 @@ def twin_linearisation(Wb, problem: Problem, D=None, chunk: int = DEFAULT_CHUNK)
     v_bar = _tangent(Wb, g)
     if inter is not None:
         inter = _tangent(Wb, inter)
+    if row_bounds:
+        return v_bar, inter, a
     return v_bar, inter
 
 
@@ -570,6 +584,17 @@ class MeanFieldGapObserver:
         :math:`b_{\rm rms}=(\frac1m\sum_jb_j^2)^{1/2}` (the operator bound acts in :math:`L^2`);
     ``scalar_self``
         :math:`b_i'=\lambda_{max}(\bar w_i)\,b_i+\|\xi_i\|`;
+    ``split_self``
+        the comparison ODE per neuron **and per eigen-direction** of the local Hessian, without
+        interaction: :math:`p_i'=\lambda_\parallel p_i+|\langle\xi_i,\tau_i\rangle|`,
+        :math:`q_i'=\lambda_\perp q_i+\|\xi_i^\perp\|`, :math:`b_i=(p_i^2+q_i^2)^{1/2}`. The meridian
+        :math:`\tau_i` turns inside the fixed plane :math:`\mathrm{span}(e_1,z_i)`, so the transverse space
+        of a twin is fixed in time and :math:`H` acts on the two parts separately: :math:`b_i` bounds
+        :math:`\|\delta_i\|` of ``linearised_self`` rigorously (comparison lemma);
+    ``split``
+        the same with the interaction: :math:`a_i\,b_{\rm rms}` added to both forcings, :math:`a_i` the
+        Cauchy-Schwarz row bound of :func:`twin_linearisation`; :math:`b_i` bounds :math:`\|\delta_i\|` of
+        ``linearised`` rigorously (the system is cooperative, so the comparison lemma applies);
     ``gronwall``
         :math:`g'=(\Lambda^++\bar L_{\rm MF})\,g+\max_i\|\xi_i\|`, with :math:`\Lambda^+` the running
         supremum over twins and time of the one-sided rate :math:`\lambda_{max}^+` and
@@ -605,7 +630,9 @@ class MeanFieldGapObserver:
     ``linearised``.
     """
 
-    VARIANTS = ("linearised", "linearised_self", "scalar", "scalar_self", "gronwall")
+    VARIANTS = ("linearised", "linearised_self", "scalar", "scalar_self", "split_self", "split", "gronwall")
+    #: variants integrated as (meridian, transverse) pairs in scaled form
+    SPLIT = ("split", "split_self")
 
     def __init__(self, problem: Problem, max_records: int = 300, horizon=None, neurons: int = 1024,
                  interaction: bool = True, chunk: int = DEFAULT_CHUNK):
@@ -635,6 +662,7 @@ class MeanFieldGapObserver:
         self.b = np.zeros(m)
         self.b_self = np.zeros(m)
         self._log_b = self._log_b_self = 0.0
+        self._pairs = {name: [np.zeros(m), np.zeros(m), 0.0] for name in self.SPLIT}
         self.log_g = -np.inf
         self.lam_sup = 0.0
         self.L_sup = 0.0
@@ -658,6 +686,20 @@ class MeanFieldGapObserver:
                 beta, log_s = beta / top, log_s + np.log(top)
             setattr(self, name, beta)
             setattr(self, "_log_" + name, log_s)
+        # per-direction closures: p (meridian), q (transverse), common scale exp(log_s)
+        lp, lq = self._lp, self._lq
+        ep, phip = np.exp(lp * eta), eta * _phi1(lp * eta)
+        eq, phiq = np.exp(lq * eta), eta * _phi1(lq * eta)
+        for name in self.SPLIT:
+            P, Q, log_s = self._pairs[name]
+            inter = self._a * float(np.sqrt(np.mean(P * P + Q * Q))) if name == "split" else 0.0
+            scale = np.exp(-log_s)
+            P = ep * P + phip * (self._xi_par * scale + inter)
+            Q = eq * Q + phiq * (self._xi_perp * scale + inter)
+            top = float(max(P.max(), Q.max()))
+            if top > 0:
+                P, Q, log_s = P / top, Q / top, log_s + np.log(top)
+            self._pairs[name] = [P, Q, log_s]
         rate = self.lam_sup + self.L_sup
         forcing = eta * float(_phi1(rate * eta)) * float(self._xi.max())
         self.log_g = float(np.logaddexp(rate * eta + self.log_g, np.log(forcing)))
@@ -668,13 +710,18 @@ class MeanFieldGapObserver:
         Wb = state.twins()
         u, _, tau = _meridian(state.tracers, state.perp)
         field = state.field
-        v_bar, inter = twin_linearisation(Wb, self.problem, self.delta if self.interaction else None, self.chunk)
+        v_bar, inter, self._a = twin_linearisation(Wb, self.problem, self.delta if self.interaction else None,
+                                                   self.chunk, row_bounds=True)
         speed = field.speed(u)
         xi_vec = v_bar - speed[:, None] * tau
         self._xi = np.linalg.norm(xi_vec, axis=1)
+        along_xi = np.sum(xi_vec * tau, axis=1)
+        self._xi_par = np.abs(along_xi)
+        self._xi_perp = np.linalg.norm(xi_vec - along_xi[:, None] * tau, axis=1)
         self._speed = speed
         lp, lq = local_hessian_eigenvalues(field, u)
         self._lam = np.fmax(lp, np.nan_to_num(lq, nan=-np.inf))
+        self._lp, self._lq = lp, np.nan_to_num(lq, nan=0.0)
         self._L = interaction_operator_bound(self.problem, state.nodes)
         self.lam_sup = max(self.lam_sup, float(np.max(self._lam)), 0.0)
         self.L_sup = max(self.L_sup, self._L)
@@ -690,6 +737,12 @@ class MeanFieldGapObserver:
                     "scalar": (self._log_b + np.log(self.b.mean())) / ln10,
                     "scalar_self": (self._log_b_self + np.log(self.b_self.mean())) / ln10,
                     "gronwall": self.log_g / ln10}
+        split_b = {}
+        for name in self.SPLIT:
+            P, Q, log_s = self._pairs[name]
+            split_b[name] = np.sqrt(P * P + Q * Q)
+            with np.errstate(divide="ignore"):
+                logs[name] = (log_s + np.log(split_b[name].mean())) / ln10
         rec = {"t": t, "xi_mean": float(self._xi.mean()), "L_mf": self._L,
                "lam_plus_sup": self.lam_sup, "lam_max_mean": float(self._lam.mean())}
         for name, value in logs.items():
@@ -710,14 +763,18 @@ class MeanFieldGapObserver:
             if not np.all(np.isfinite(arr)):
                 raise FloatingPointError(f"non-finite {name} in MeanFieldGapObserver at t={t:.6g}")
         i = self.idx
-        rec.update(gap=gap[i].copy(), linearised=lin[i].copy())
+        rec.update(gap=gap[i].copy(), linearised=lin[i].copy(), a_mean=float(self._a.mean()))
+        for name in self.SPLIT:  # per-neuron bounds, as log10 (they may exceed the float range)
+            with np.errstate(divide="ignore"):
+                rec[name + "_neuron_log10"] = (self._pairs[name][2] + np.log(split_b[name][i])) / ln10
         self._last = rec
         if self.schedule.want(t):
             self._records.append(rec)
 
     def result(self) -> xr.Dataset:
         recs, t = _recorded_states(self._records, getattr(self, "_last", None))
-        data = {k: (("t", "neuron"), np.stack([r[k] for r in recs])) for k in ("gap", "linearised")}
+        data = {k: (("t", "neuron"), np.stack([r[k] for r in recs]))
+                for k in ("gap", "linearised", "split_neuron_log10", "split_self_neuron_log10")}
         for k in recs[0]:
             if k not in data and k != "t":
                 data[k] = ("t", np.array([r[k] for r in recs], dtype=float))
