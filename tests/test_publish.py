@@ -24,7 +24,7 @@ WORKFLOW_DIR = REPO_ROOT / ".github" / "workflows"
 
 
 # ------------------------------------------------------------------------------------------------
-# helpers
+# building blocks
 # ------------------------------------------------------------------------------------------------
 def _nb(*markdown: str, params: str = "profile = None  # quick, book, paper") -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
@@ -182,10 +182,13 @@ def test_write_handouts(tmp_path, chapters):
     H.write_handouts(tmp_path)
     written = sorted(p.name for p in (tmp_path / "notebooks").glob("*.ipynb"))
     assert written == sorted(Path(ch.notebook).name for ch in chapters)
-    assert (tmp_path / "answer-key.md").exists()
-    config = yaml.safe_load((tmp_path / "_config.student.yml").read_text())
+    config = yaml.safe_load((tmp_path / "source" / "_config.yml").read_text())
     assert config["sphinx"]["config"]["hide_solutions"] is True
     assert config["execute"]["cache"].endswith("_build/.jupyter_cache")
+    assert config["title"].endswith("(student edition)") and "((" not in config["title"]
+    for path in config["sphinx"].get("local_extensions", {}).values():
+        assert Path(path).is_absolute()
+    assert not (tmp_path / "answer-key.md").exists(), "the answer key is made from the built book"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -354,11 +357,11 @@ def test_workflow_builds_deploys_and_tests():
     build = next(j for j in jobs.values() if "actions/upload-pages-artifact" in _uses(j))
     assert "make book" in _runs(build)
     upload = next(s for s in build["steps"] if str(s.get("uses", "")).startswith("actions/upload-pages-artifact"))
-    assert upload["with"]["path"] == "_build/html"
+    assert upload["with"]["path"] == "_build/site"
     deploy = next(j for j in jobs.values() if "actions/deploy-pages" in _uses(j))
     assert "github.event_name == 'push'" in str(build.get("if", "")) + str(deploy.get("if", ""))
     assert flow["permissions"]["pages"] == "write" and flow["permissions"]["id-token"] == "write"
-    test = next(j for j in jobs.values() if "make test" in _runs(j))
+    test = next(j for j in jobs.values() if "make test" in _runs(j) or ".ci/run" in _runs(j))
     assert "pull_request" in str(test.get("if", "pull_request"))
 
 
@@ -369,6 +372,8 @@ def test_workflow_runs_the_readme_commands():
     commands = set(re.findall(r"`(make [\w-]+)`", m.group(1)))
     assert {"make book", "make test"} <= commands
     runs = "\n".join(_runs(j) for j in _workflow()["jobs"].values())
+    if ".ci/run" in runs:  # the CI entry point runs make book and make test
+        runs += "\n" + (REPO_ROOT / ".ci" / "run").read_text()
     missing = [c for c in sorted(commands) if c in ("make book", "make test") and c not in runs]
     assert not missing, f"the workflow does not run {missing}"
 
@@ -383,3 +388,134 @@ def test_pdf_tool_reads_titles_and_toc_order():
     assert pages[0].docname == "book/intro" and pages[-1].docname == "book/bibliography"
     assert [p.docname for p in pages if p.docname.startswith("notebooks/0")] == sorted(
         p.docname for p in pages if p.docname.startswith("notebooks/0"))
+
+
+
+# ------------------------------------------------------------------------------------------------
+# Windows-proof commands on the teaching pages
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("page", ["book/course.md", "book/students.md"])
+def test_teaching_commands_work_on_windows(page):
+    text = (REPO_ROOT / page).read_text()
+    assert "/tmp" not in text, f"{page}: a command writes to /tmp (no such folder on Windows)"
+    assert not re.search(r"\bpy -3\.\d+", text), f"{page}: the py launcher with a hard-coded version"
+    if page.endswith("students.md"):
+        assert "py -m venv" in text and "Set-ExecutionPolicy" in text and "Activate.ps1" in text
+        assert text.index("Set-ExecutionPolicy") < text.index("Activate.ps1")
+
+
+def test_course_unit1_matches_chapter1():
+    """Chapter 01 has no Monte-Carlo estimate: the course must not promise one."""
+    text = (REPO_ROOT / "book" / "course.md").read_text()
+    unit1 = re.search(r"^## Unit 1.*?(?=^## Unit 2)", text, re.M | re.S).group(0)
+    nb = "\n".join(c.source for c in nbformat.read(REPO_ROOT / "notebooks" / "01_model.ipynb", as_version=4).cells)
+    if "Monte-Carlo" not in nb and "Monte Carlo" not in nb:
+        assert not re.search(r"Monte[- ]Carlo estimates (move|change)", unit1)
+
+
+# ------------------------------------------------------------------------------------------------
+# printing like a book
+# ------------------------------------------------------------------------------------------------
+def test_prepare_for_print_drops_folded_code_and_code_only_cells():
+    from tools import pdf
+
+    page = """<html><head></head><body>
+    <div class="cell tag_hide-input docutils container"><details class="hide above-input">
+      <summary><p>Show code cell source</p></summary><div class="cell_input"><pre>glue("a", 1)</pre></div>
+    </details><div class="cell_output docutils container"><img src="fig.png"/></div></div>
+    <div class="cell tag_hide-input tag_remove-output docutils container"><details class="hide above-input">
+      <summary><p>Show code cell source</p></summary><div class="cell_input"><pre>secret_plot()</pre></div>
+    </details></div>
+    <div class="cell docutils container"><div class="cell_input"><pre>glue("b", 2)</pre></div></div>
+    <div class="cell docutils container"><div class="cell_input"><pre>x = 1</pre></div>
+      <div class="cell_output docutils container"><pre>kept output</pre></div></div>
+    <div class="cell tag_hide-output docutils container"><div class="cell_input"><pre>y</pre></div>
+      <details class="hide below-input"><summary>Show code cell output</summary>
+      <div class="cell_output docutils container"><pre>folded output</pre></div></details></div>
+    </body></html>"""
+    out = pdf.prepare_for_print(page)
+    assert "Show code cell source" not in out and "secret_plot" not in out and 'glue("a"' not in out
+    assert 'glue("b"' not in out, "a code cell without output is left out of the print"
+    assert "fig.png" in out and "kept output" in out and "x = 1" in out
+    assert "folded output" in out and re.search(r"<details[^>]*open", out)
+    assert "@page { size: A4" in out
+
+
+def test_pdf_title_is_clean():
+    from tools import pdf
+
+    title = pdf.pdf_title("Propagation of Chaos", "Student edition")
+    assert title == "Propagation of Chaos \u2014 Student edition" and "((" not in title
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert "(student edition (without solutions))" not in makefile
+
+
+def _pdf_pages(path: Path):
+    from pypdf import PdfReader
+
+    return PdfReader(path)
+
+
+def _page_texts(path: Path) -> list[str]:
+    text = _pdf_text(path)
+    return text.split("\f")
+
+
+A4 = (595.3, 841.9)
+
+
+@pytest.mark.parametrize("name", ["pdf/book.pdf", "pdf/book-student.pdf", "handouts/answer-key.pdf"])
+def test_pdf_pages_are_a4_and_numbered(name):
+    path = _need(BUILD / name, "make pdf")
+    reader = _pdf_pages(path)
+    for k, page in enumerate(reader.pages):
+        w, h = float(page.mediabox.width), float(page.mediabox.height)
+        assert abs(w - A4[0]) < 2 and abs(h - A4[1]) < 2, f"{name}: page {k + 1} is {w:.0f} x {h:.0f} pt, not A4"
+    texts = _page_texts(path)
+    numbered = [k for k, t in enumerate(texts[:len(reader.pages)])
+                if re.search(rf"(?m)^\s*{k + 1}\s*$", t)]
+    assert len(numbered) >= 0.8 * (len(reader.pages) - 2), f"{name}: pages without page numbers"
+
+
+@pytest.mark.parametrize("name", ["pdf/book.pdf", "pdf/book-student.pdf"])
+def test_pdf_has_no_dead_toggles_or_code_only_pages(name):
+    path = _need(BUILD / name, "make pdf")
+    reader = _pdf_pages(path)
+    texts = _page_texts(path)
+    for k, text in enumerate(texts[:len(reader.pages)]):
+        assert "Show code cell" not in text and "Hide code cell" not in text, f"{name}: toggle on page {k + 1}"
+        body = re.sub(r"(?m)^\s*\d+\s*$", "", text).strip()
+        resources = reader.pages[k].get("/Resources") or {}
+        has_image = bool(resources.get("/XObject")) if hasattr(resources, "get") else False
+        assert body or has_image, f"{name}: page {k + 1} is empty"
+        lines = [ln for ln in body.splitlines() if ln.strip()]
+        glue_lines = [ln for ln in lines if re.search(r"\bglue\(", ln)]
+        assert len(glue_lines) < 5, f"{name}: page {k + 1} prints {len(glue_lines)} glue() calls"
+
+
+def test_student_pdf_title_and_cover():
+    path = _need(BUILD / "pdf" / "book-student.pdf", "make pdf")
+    title = str(_pdf_pages(path).metadata.get("/Title", ""))
+    assert "Student edition" in title and "((" not in title and "(student edition" not in title
+    assert "Student edition" in _page_texts(path)[0]
+
+
+def test_answer_key_pdf_has_cover_and_resolved_references(chapters):
+    path = _need(HANDOUTS / "answer-key.pdf", "make pdf")
+    texts = _page_texts(path)
+    assert "Answer key" in texts[0] and "For instructors" in texts[0]
+    flat = " ".join(" ".join(texts).split())
+    for ch in chapters:
+        for ex in ch.exercises:
+            assert f"Exercise {ex.number}" in flat
+    for raw in ("{glue", "{numref}", "{doc}", "{prf:ref}", "{ref}"):
+        assert raw not in flat, f"answer-key.pdf: unresolved {raw}"
+
+
+def test_answer_key_markdown_is_resolved(chapters):
+    key = _need(HANDOUTS / "answer-key.md", "make handouts").read_text()
+    for raw in ("{glue", "{numref}", "{doc}", "{prf:ref}", "{ref}"):
+        assert raw not in key, f"answer-key.md: unresolved {raw}"
+    for ch in chapters:
+        for ex in ch.exercises:
+            assert f"### Exercise {ex.number} (`{ex.label}`)" in key

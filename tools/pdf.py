@@ -7,11 +7,18 @@ Chromium prints each of them as it renders it (offline, the theme's print styles
 sidebars), and pypdf merges the pages in the order of ``_toc.yml`` behind a cover with the table of
 contents, adds page numbers and a PDF outline (bookmarks by part and chapter).
 
+Printed like a book (:func:`prepare_for_print`): the source of a folded code cell ("Show code cell
+source") is left out, a folded output is unfolded, a code cell that shows no output is left out
+(its code is in the HTML edition and the notebook), every tab of a tab set is printed, and every
+page is A4. ``--page`` prints one page (the answer key) the same way, behind a cover, with page
+numbers.
+
 Usage (from the repository root)::
 
     python -m tools.pdf --html _build/html --out _build/pdf/book.pdf
-    python -m tools.pdf --html _build/handouts/html --out _build/pdf/book-student.pdf --edition "student edition"
-    python -m tools.pdf --page _build/handouts/answer-key.html --out _build/handouts/answer-key.pdf
+    python -m tools.pdf --html _build/handouts/html --out _build/pdf/book-student.pdf --edition "Student edition"
+    python -m tools.pdf --page _build/handouts/answer-key.html --out _build/handouts/answer-key.pdf \
+        --title "Answer key" --edition "For instructors"
 """
 from __future__ import annotations
 
@@ -45,8 +52,42 @@ div.highlight pre { white-space: pre-wrap !important; overflow-wrap: anywhere; }
 mjx-container[display="true"] { overflow: visible !important; }
 figure, img, .cell_output img, table, .admonition { break-inside: avoid; }
 h1, h2, h3 { break-after: avoid; }
+.cell details > summary, .cell details.above-input { display: none !important; }
+.sd-tab-set > label { display: block !important; font-weight: bold; margin-top: 0.8em; border: none !important; }
+.sd-tab-set > .sd-tab-content { display: block !important; }
 </style>
 """
+
+
+def _has_visible_output(cell) -> bool:
+    for out in cell.select(".cell_output"):
+        if out.get_text(strip=True) or out.find(["img", "svg", "table", "mjx-container"]) is not None:
+            return True
+    return False
+
+
+def prepare_for_print(html_text: str) -> str:
+    """A built page made ready for paper: the print stylesheet, no folded code, no code-only cells.
+
+    - the source of a cell tagged ``hide-input`` (a folded "Show code cell source" box) is removed;
+    - a folded output (``hide-output``) and every other ``<details>`` box is printed open;
+    - a code cell that shows no output (its output is empty or removed) is removed, so that no page
+      holds only code;
+    - the print stylesheet (A4, no navigation, solutions unfolded, every tab) is added.
+    """
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html_text, "html.parser")
+    for details in soup.select("details.above-input"):
+        details.decompose()
+    for details in soup.find_all("details"):
+        details["open"] = ""
+    for cell in soup.select("div.cell"):
+        if not _has_visible_output(cell):
+            cell.decompose()
+    if soup.head is not None:
+        soup.head.append(BeautifulSoup(PRINT_CSS, "html.parser"))
+    return str(soup)
 
 
 class PdfError(RuntimeError):
@@ -107,7 +148,7 @@ def _n_pages(path: Path) -> int:
     return len(PdfReader(path).pages)
 
 
-def _cover_html(title: str, author: str, edition: str, pages: list[Page], offset: int) -> str:
+def _cover_html(title: str, author: str, edition: str, pages: list[Page], offset: int, note: str = "") -> str:
     rows, part = [], None
     number = offset + 1
     for page in pages:
@@ -129,8 +170,9 @@ td {{ padding: 1.2mm 0; }} td.num {{ text-align: right; width: 15mm; }}
 td.part {{ font-weight: bold; padding-top: 5mm; }}
 </style></head><body>
 <div class="cover"><h1>{html_lib.escape(title)}</h1><p>{html_lib.escape(author)}</p>
-<p>{html_lib.escape(edition)}</p><p>Printed {today} from the HTML edition (make pdf)</p></div>
-<h2>Contents</h2><table>{''.join(rows)}</table></body></html>"""
+<p><b>{html_lib.escape(edition)}</b></p><p>{html_lib.escape(note)}</p>
+<p>Printed {today} from the HTML edition (make pdf)</p></div>
+{"<h2>Contents</h2><table>" + "".join(rows) + "</table>" if pages else ""}</body></html>"""
 
 
 def _numbers_pdf(n: int, skip: int, workdir: Path) -> Path:
@@ -148,7 +190,12 @@ def _numbers_pdf(n: int, skip: int, workdir: Path) -> Path:
     return out
 
 
-def build_pdf(html_dir: Path, out: Path, edition: str = "", root: Path = REPO_ROOT) -> int:
+def pdf_title(book_title: str, edition: str = "") -> str:
+    """The PDF's title: the book's, then the edition after a dash ("..., Student edition")."""
+    return f"{book_title} \u2014 {edition}" if edition else book_title
+
+
+def build_pdf(html_dir: Path, out: Path, edition: str = "", root: Path = REPO_ROOT, note: str = "") -> int:
     """Print the book in ``html_dir`` (a ``make book`` output) to ``out``; returns the page count."""
     from pypdf import PdfReader, PdfWriter
 
@@ -164,7 +211,7 @@ def build_pdf(html_dir: Path, out: Path, edition: str = "", root: Path = REPO_RO
                 raise PdfError(f"{src} is missing: build the book first (make book)")
             text = src.read_text(encoding="utf-8")
             page.title = _page_title(text, page.docname)
-            src.write_text(text.replace("</head>", PRINT_CSS + "</head>", 1), encoding="utf-8")
+            src.write_text(prepare_for_print(text), encoding="utf-8")
             page.pdf = work / f"{i:02d}.pdf"
             print(f"  printing {page.docname}", flush=True)
             print_to_pdf(src.as_uri(), page.pdf)
@@ -174,7 +221,7 @@ def build_pdf(html_dir: Path, out: Path, edition: str = "", root: Path = REPO_RO
         cover_pdf = work / "cover.pdf"
         n_cover = 2
         for _ in range(3):
-            cover.write_text(_cover_html(config.get("title", ""), config.get("author", ""), edition, pages, n_cover))
+            cover.write_text(_cover_html(config.get("title", ""), config.get("author", ""), edition, pages, n_cover, note))
             print_to_pdf(cover.as_uri(), cover_pdf, budget_ms=1000)
             if _n_pages(cover_pdf) == n_cover:
                 break
@@ -201,9 +248,48 @@ def build_pdf(html_dir: Path, out: Path, edition: str = "", root: Path = REPO_RO
                     parts[page.part] = writer.add_outline_item(page.part, first)
                 parent = parts[page.part]
             writer.add_outline_item(page.title, first, parent=parent)
-        writer.add_metadata({"/Title": config.get("title", "") + (f" ({edition})" if edition else ""),
+        writer.add_metadata({"/Title": pdf_title(config.get("title", ""), edition),
                              "/Author": config.get("author", "")})
         writer.page_mode = "/UseOutlines"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        writer.write(buffer)
+        out.write_bytes(buffer.getvalue())
+    print(f"PDF: {out} ({total} pages)")
+    return total
+
+
+def build_single(page_html: Path, out: Path, title: str, edition: str = "", note: str = "",
+                 root: Path = REPO_ROOT) -> int:
+    """Print one HTML page (e.g. the answer key) on A4 behind a cover, with page numbers."""
+    from pypdf import PdfReader, PdfWriter
+
+    config = yaml.safe_load((root / "_config.yml").read_text())
+    if not page_html.exists():
+        raise PdfError(f"{page_html} is missing")
+    with tempfile.TemporaryDirectory(prefix="mfbook-pdf-") as tmp:
+        work = Path(tmp)
+        # printed from its own folder so that its relative links (stylesheets, MathJax) resolve
+        printable = page_html.with_name(f".print-{page_html.name}")
+        try:
+            printable.write_text(prepare_for_print(page_html.read_text(encoding="utf-8")), encoding="utf-8")
+            body = work / "body.pdf"
+            print_to_pdf(printable.resolve().as_uri(), body)
+        finally:
+            printable.unlink(missing_ok=True)
+        cover = work / "cover.html"
+        cover.write_text(_cover_html(title, config.get("title", ""), edition, [], 0, note))
+        cover_pdf = work / "cover.pdf"
+        print_to_pdf(cover.as_uri(), cover_pdf, budget_ms=1000)
+        writer = PdfWriter()
+        writer.append(str(cover_pdf))
+        n_cover = len(writer.pages)
+        writer.append(str(body))
+        total = len(writer.pages)
+        numbers = PdfReader(_numbers_pdf(total, n_cover, work))
+        for page_obj, number_page in zip(writer.pages, numbers.pages):
+            page_obj.merge_page(number_page)
+        writer.add_metadata({"/Title": pdf_title(title, edition), "/Author": config.get("author", "")})
         out.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         writer.write(buffer)
@@ -217,15 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--html", type=Path, help="built HTML folder (e.g. _build/html)")
     parser.add_argument("--page", type=Path, help="print this single HTML file instead of a book")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--edition", default="", help='text on the cover, e.g. "student edition"')
+    parser.add_argument("--edition", default="", help='on the cover and in the PDF title, e.g. "Student edition"')
+    parser.add_argument("--note", default="", help="a line under the edition on the cover")
+    parser.add_argument("--title", default="", help="title of a single page's PDF (--page)")
     args = parser.parse_args(argv)
     try:
         if args.page:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            print_to_pdf(args.page.resolve().as_uri(), args.out)
-            print(f"PDF: {args.out} ({_n_pages(args.out)} pages)")
+            build_single(args.page, args.out, args.title or _page_title(args.page.read_text(encoding="utf-8"), args.page.stem),
+                         args.edition, args.note)
         elif args.html:
-            build_pdf(args.html, args.out, args.edition)
+            build_pdf(args.html, args.out, args.edition, note=args.note)
         else:
             parser.error("give --html or --page")
     except PdfError as exc:
