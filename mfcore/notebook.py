@@ -1,4 +1,4 @@
-r"""Helpers shared by the book's notebooks: checked parameters, verdicts, numbers, figures, paths.
+r"""Functions shared by the book's notebooks: checked parameters, verdicts, numbers, figures, paths.
 
 Convention of every chapter (see the README, "Rerunning a chapter"):
 
@@ -9,8 +9,15 @@ Convention of every chapter (see the README, "Rerunning a chapter"):
    ``"book"``; every other parameter left at ``None`` takes its profile's value;
 3. the next cell defines ``PROFILES`` and calls
    ``P = mfcore.notebook.resolve_parameters(globals(), PROFILES, before=_before_parameters)``,
-   which refuses unknown names (e.g. papermill's ``-p dimm 24``), unknown profiles and values of
-   the wrong type with a one-line :class:`ParameterError`, and prints the settings in force.
+   which refuses unknown names (e.g. papermill's ``-p dimm 24``), unknown profiles, values of
+   the wrong type and values out of range (:data:`PARAMETER_RULES`, e.g. ``quad_width=-1``,
+   ``widths=[]`` or a ``sweep_file`` that does not exist) with a one-line :class:`ParameterError`,
+   and prints the settings in force.
+
+Quick run times: the test suite measures each chapter's run at the ``quick`` profile into
+``_build/quick_times.json`` (never a tracked file); ``python -m tools.quick_times`` shows how they
+differ from ``book/quick_times.json`` (read by the course page) and
+``python -m tools.quick_times --commit`` stores them there (:func:`commit_quick_times`).
 
 Figures are glued with :func:`show_figure` in cells tagged ``hide-input`` and ``remove-output``:
 an executed notebook shows the figure in place, the built book shows it once, where the text
@@ -19,11 +26,16 @@ glues it, with the plotting code folded.
 from __future__ import annotations
 
 import ast
+import datetime
+import json
 import math
+import numbers
 import os
+import platform
+import re
 import types
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 #: Environment variable that chooses the profile when the notebook's ``profile`` is ``None``.
 PROFILE_ENV = "MFBOOK_PROFILE"
@@ -116,6 +128,350 @@ def resolve_profile(profile: str | None, profiles: Mapping[str, Any]) -> str:
     return profile
 
 
+# ------------------------------------------------------------------------------------------------
+# range checks of the parameters (one registry for every chapter)
+# ------------------------------------------------------------------------------------------------
+class _OutOfRange(Exception):
+    """Raised by a rule with the allowed range as text; :func:`check_parameters` words the message."""
+
+
+#: A rule: ``rule(value, settings)`` raises :class:`_OutOfRange` with the allowed range as text.
+Rule = Callable[[Any, Mapping[str, Any]], None]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _integer(lo: int, hi: int | Callable[[Mapping[str, Any]], int] | None = None,
+             hi_text: str | Callable[[Mapping[str, Any]], str] | None = None, what: str = "an integer") -> Rule:
+    """An integer in ``[lo, hi]``; ``hi`` may depend on the other settings (``hi_text`` says how)."""
+    def rule(value, settings):
+        top = hi(settings) if callable(hi) else hi
+        if not _is_int(value) or value < lo or (top is not None and value > top):
+            if top is None:
+                raise _OutOfRange(f"{what} >= {lo}")
+            why = hi_text(settings) if callable(hi_text) else hi_text
+            raise _OutOfRange(f"{what} from {lo} to {top}" + (f" ({why})" if why else ""))
+    return rule
+
+
+def _real(lo: float = 0.0, hi: float | None = None, *, lo_open: bool = True, hi_open: bool = True) -> Rule:
+    """A finite number in the interval from ``lo`` to ``hi`` (open or closed ends)."""
+    left = f"> {lo:g}" if lo_open else f">= {lo:g}"
+    text = (f"a finite number {left}" if hi is None
+            else f"a number {'strictly ' if lo_open and hi_open else ''}between {lo:g} and {hi:g}")
+
+    def rule(value, settings):
+        if not _is_real(value) or not math.isfinite(value):
+            raise _OutOfRange(text)
+        if (value <= lo if lo_open else value < lo) or (hi is not None and (value >= hi if hi_open else value > hi)):
+            raise _OutOfRange(text)
+    return rule
+
+
+def _optional(inner: Rule, meaning: str) -> Rule:
+    """``None`` (with ``meaning``) or a value accepted by ``inner``."""
+    def rule(value, settings):
+        if value is None:
+            return
+        try:
+            inner(value, settings)
+        except _OutOfRange as exc:
+            raise _OutOfRange(f"{exc} or None ({meaning})") from None
+    return rule
+
+
+def _int_list(lo: int, *, min_len: int = 1, exact_len: int | None = None, powers_of_two: bool = False,
+              what: str = "integers") -> Rule:
+    """A list of distinct integers >= ``lo`` (at least ``min_len``, or exactly ``exact_len``)."""
+    count = (f"exactly {exact_len}" if exact_len is not None
+             else "a non-empty list" if min_len <= 1 else f"at least {min_len}")
+    kind = "powers of two" if powers_of_two else what
+    text = (f"{count} distinct {kind} >= {lo}" if count.startswith(("exactly", "at least"))
+            else f"a non-empty list of distinct {kind} >= {lo}")
+
+    def rule(value, settings):
+        if not isinstance(value, (list, tuple)):
+            raise _OutOfRange(text)
+        n = len(value)
+        if (exact_len is not None and n != exact_len) or n < min_len or n == 0:
+            raise _OutOfRange(text)
+        if any(not _is_int(v) or v < lo or (powers_of_two and v & (v - 1)) for v in value):
+            raise _OutOfRange(text)
+        if len(set(value)) != n:
+            raise _OutOfRange(text)
+    return rule
+
+
+def _real_list(lo: float = 0.0, *, min_len: int = 1) -> Rule:
+    """A list of distinct finite numbers > ``lo`` (at least ``min_len``)."""
+    text = (f"a non-empty list of distinct finite numbers > {lo:g}" if min_len <= 1
+            else f"at least {min_len} distinct finite numbers > {lo:g}")
+
+    def rule(value, settings):
+        if (not isinstance(value, (list, tuple)) or len(value) < max(min_len, 1) or len(set(value)) != len(value)
+                or any(not _is_real(v) or not math.isfinite(v) or v <= lo for v in value)):
+            raise _OutOfRange(text)
+    return rule
+
+
+def _mapping(inner: Rule, inner_text: str, *, keys: set | None = None, key_text: str = "") -> Rule:
+    """A non-empty dict whose values are accepted by ``inner`` (keys among ``keys`` if given)."""
+    text = f"a non-empty dict {key_text}to {inner_text}".replace("  ", " ")
+
+    def rule(value, settings):
+        if not isinstance(value, Mapping) or not value:
+            raise _OutOfRange(text)
+        for key, item in value.items():
+            if keys is not None:
+                try:
+                    ok = int(key) in keys and not isinstance(key, (bool, float))
+                except (TypeError, ValueError):
+                    ok = False
+                if not ok:
+                    raise _OutOfRange(text)
+            try:
+                inner(item, settings)
+            except _OutOfRange:
+                raise _OutOfRange(text) from None
+    return rule
+
+
+def _by_type(**rules: Rule) -> Rule:
+    """Dispatch on the (already type-checked) value: ``int=``, ``float=``, ``list=``, ``dict=``."""
+    def rule(value, settings):
+        kind = ("dict" if isinstance(value, Mapping) else "list" if isinstance(value, (list, tuple))
+                else "int" if _is_int(value) else "float" if _is_real(value) else None)
+        chosen = rules.get(kind) or (rules.get("float") if kind == "int" else None)
+        if chosen is None:
+            raise _OutOfRange(" or ".join(sorted(rules)))
+        chosen(value, settings)
+    return rule
+
+
+def _choice(*options: str) -> Rule:
+    def rule(value, settings):
+        if value not in options:
+            raise _OutOfRange("one of " + ", ".join(map(repr, options)))
+    return rule
+
+
+def _activation_ok(value) -> bool:
+    if not isinstance(value, str) or not value.strip():
+        return False
+    if max((int(d) for d in re.findall(r"he(\d+)", value.lower())), default=0) > 100_000:
+        return True  # not built here (a vector that long); the run's memory estimate judges it
+    try:
+        from .activations import get_activation
+
+        get_activation(value)
+    except (ValueError, TypeError, OverflowError, MemoryError):
+        return False
+    return True
+
+
+_ACTIVATION_TEXT = "an activation such as 'he4', 'he4+he6', '0.5*he3+he5', 'relu', 'tanh' or 'bump'"
+
+
+def _activation(value, settings):
+    if not _activation_ok(value):
+        raise _OutOfRange(_ACTIVATION_TEXT)
+
+
+def _activation_list(value, settings):
+    text = "a non-empty list of distinct activations such as ['he4', 'he6']"
+    if (not isinstance(value, (list, tuple)) or not value or len(set(map(str, value))) != len(value)
+            or not all(_activation_ok(v) for v in value)):
+        raise _OutOfRange(text)
+
+
+def _existing_file(value, settings):
+    """``None`` (the chapter's default) or the path of an existing file (relative to the notebook)."""
+    if value is None:
+        return
+    text = (f"an existing file (relative paths are read from {os.getcwd()}), or None for the chapter's "
+            "default")
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip() or not Path(value).is_file():
+        raise _OutOfRange(text)
+
+
+def _quad_width_top(settings) -> int:
+    fd = settings.get("fd_width")
+    return min(QUAD_WIDTH_MAX, fd) if _is_int(fd) and fd >= 1 else QUAD_WIDTH_MAX
+
+
+def _quad_width_why(settings) -> str:
+    return (f"the first neurons of the fd_width = {settings.get('fd_width')!r} drawn, at most {QUAD_WIDTH_MAX}: "
+            "the exact loss check costs 5 to the power quad_width + 1 points")
+
+
+#: Largest ``quad_width`` of chapter 1: its exact loss check uses ``5 ** (quad_width + 1)`` points
+#: (8: about 2 million points, 1.2 GB and 15 s; each further neuron costs five times more).
+QUAD_WIDTH_MAX = 8
+
+_POSITIVE = _real(0.0)
+_FRACTION = _real(0.0, 1.0)
+
+#: Range checks of the chapters' parameters, by name: the same name means the same thing in every
+#: chapter (where the forms differ, e.g. ``seeds`` a count in chapter 2 and a list elsewhere, the
+#: profile's type chooses the rule). Chapter-specific rules are in :data:`NOTEBOOK_RULES`.
+PARAMETER_RULES: dict[str, Rule] = {
+    # seeds
+    "seed": _integer(0, what="an integer seed"),
+    "first_seed": _integer(0, what="an integer seed"),
+    "seeds": _by_type(int=_integer(1, what="a number of seeds"), list=_int_list(0, what="integer seeds")),
+    "verify_seeds": _int_list(0, what="integer seeds"),
+    # widths (numbers of neurons)
+    "widths": _int_list(1, what="widths"),
+    "widths_bump": _int_list(1, min_len=2, what="widths"),
+    "fd_width": _integer(1, what="a width"),
+    "quad_width": _integer(1, _quad_width_top, _quad_width_why, what="an integer"),
+    "check_width": _integer(1, what="a width"),
+    "max_test_width": _integer(1, what="a width"),
+    "sgd_width": _integer(1, what="a width"),
+    # dimensions
+    "dim": _integer(2, what="a dimension"),
+    "fd_dim": _integer(2, what="a dimension"),
+    "check_dim": _integer(2, what="a dimension"),
+    "odd_dim": _integer(2, what="a dimension"),
+    "step_dim": _integer(2, what="a dimension"),
+    "dims": _by_type(list=_int_list(2, min_len=2, what="dimensions"),
+                     dict=_mapping(_int_list(2, min_len=2), "lists of at least 2 distinct dimensions >= 2")),
+    "stall_dims": _int_list(2, what="dimensions"),
+    "test_dims": _mapping(_integer(2), "dimensions >= 2"),
+    # steps, times, tolerances
+    "step": _by_type(float=_POSITIVE, dict=_mapping(_POSITIVE, "steps > 0")),
+    "step_bump": _POSITIVE,
+    "steps": _real_list(0.0),
+    "fd_step": _real(0.0, 1.0),
+    "fd_steps": _real_list(0.0, min_len=2),
+    "lr": _POSITIVE,
+    "horizon": _optional(_POSITIVE, "the chapter's default horizon"),
+    "odd_horizon": _POSITIVE,
+    "step_time": _POSITIVE,
+    "record_dt": _POSITIVE,
+    "safety": _POSITIVE,
+    "tolerance": _POSITIVE,
+    "tolerance_log": _POSITIVE,
+    "max_stderr": _POSITIVE,
+    "epsilon": _POSITIVE,
+    "rtol": _FRACTION,
+    "loss_fraction": _FRACTION,
+    "loss_level": _FRACTION,
+    # discretisation
+    "nodes": _integer(2, what="a number of nodes"),
+    "quad_nodes": _integer(1, what="a number of nodes"),
+    "nodes_per_neuron": _integer(1, what="a number of nodes"),
+    "max_nodes": _integer(2, what="a number of nodes"),
+    "n_records": _integer(2, what="a number of recorded times"),
+    "records": _integer(2, what="a number of recorded times"),
+    "fd_times": _integer(2, what="a number of recorded times"),
+    "fd_points": _integer(1, what="a number of points"),
+    "dtype": _choice("float32", "float64"),
+    # models and data
+    "activation": _activation,
+    "activations": _activation_list,
+    "sweep_file": _existing_file,
+    # chapter 09_uniform
+    "horizon_factor": _POSITIVE,
+    "slow_widths": _int_list(1, min_len=2, what="widths"),
+    "slow_horizon": _POSITIVE,
+    "long_factor": _POSITIVE,
+    "long_dims": _int_list(2, what="dimensions"),
+    "integral_dims": _mapping(_int_list(2), "lists of distinct dimensions >= 2"),
+    "integral_nodes": _integer(2, what="a number of nodes"),
+}
+
+
+def _per_activation() -> Rule:
+    """Chapter 7: ``dims``, ``test_dims`` and ``step`` need an entry for every activation."""
+    def rule(value, settings):
+        acts = settings.get("activations") or []
+        missing = [a for a in acts if not isinstance(value, Mapping) or a not in value]
+        if missing:
+            raise _OutOfRange(f"a dict with an entry for every activation ({', '.join(map(repr, acts))}); "
+                              f"missing {', '.join(map(repr, missing))}")
+    return rule
+
+
+def _all(*rules: Rule) -> Rule:
+    def rule(value, settings):
+        for r in rules:
+            r(value, settings)
+    return rule
+
+
+#: Rules of one chapter (by the notebook's file name without ``.ipynb``) replacing the general ones.
+NOTEBOOK_RULES: dict[str, dict[str, Rule]] = {
+    # the rate is a slope over widths: two at least
+    "02_limit": {"widths": _int_list(1, min_len=2, what="widths")},
+    # the activations h_k of the chapter
+    "03_timescales": {"dims": _mapping(_int_list(2, min_len=2), "lists of at least 2 distinct dimensions >= 2",
+                                       keys={2, 3, 4, 6}, key_text="from k in 2, 3, 4, 6 ")},
+    # the authors' widths are powers of two; the slope needs two of them
+    "05_chaos": {"widths": _int_list(1, min_len=2, powers_of_two=True)},
+    # the fit of m_min(d) uses exactly two widths; one entry per activation
+    "07_width": {
+        "widths": _int_list(1, exact_len=2, what="widths"),
+        "dims": _all(_mapping(_int_list(2, min_len=2), "lists of at least 2 distinct dimensions >= 2",
+                              key_text="from activation "), _per_activation()),
+        "test_dims": _all(_mapping(_integer(2), "dimensions >= 2", key_text="from activation "),
+                          _per_activation()),
+        "step": _all(_mapping(_POSITIVE, "steps > 0", key_text="from activation "), _per_activation()),
+    },
+    # the slopes of part (b) need two widths
+    "08_beyond": {"widths": _int_list(1, min_len=2, what="widths")},
+}
+
+#: Parameter names that identify a chapter among the book's notebooks (papermill and myst-nb do not
+#: tell the kernel which notebook it runs): a notebook declaring all of them is that chapter.
+NOTEBOOK_MARKERS: dict[str, frozenset[str]] = {
+    "01_model": frozenset({"quad_width", "quad_nodes"}),
+    "02_limit": frozenset({"first_seed", "max_stderr"}),
+    "03_timescales": frozenset({"stall_dims", "tolerance_log"}),
+    "04_hessian": frozenset({"fd_step", "loss_fraction"}),
+    "05_chaos": frozenset({"nodes_per_neuron", "check_width"}),
+    "06_gap_equation": frozenset({"records", "activation", "widths"}),
+    "07_width": frozenset({"verify_seeds", "test_dims"}),
+    "08_beyond": frozenset({"widths_bump", "step_bump"}),
+}
+
+
+def identify_notebook(declared) -> str | None:
+    """The chapter whose marker names (:data:`NOTEBOOK_MARKERS`) are all in ``declared``, else None."""
+    names = set(declared)
+    found = [stem for stem, marks in NOTEBOOK_MARKERS.items() if marks <= names]
+    return found[0] if len(found) == 1 else None
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_parameters(settings: Mapping[str, Any], notebook: str | None = None) -> None:
+    """Range-check every setting that has a rule; raise :class:`ParameterError` (one line) otherwise.
+
+    ``notebook`` (a chapter's file name without ``.ipynb``) selects the chapter's own rules of
+    :data:`NOTEBOOK_RULES` in place of the general ones of :data:`PARAMETER_RULES`.
+    """
+    rules = dict(PARAMETER_RULES)
+    rules.update(NOTEBOOK_RULES.get(notebook or "", {}))
+    for name in sorted(settings):
+        if name == "profile" or name not in rules:
+            continue
+        value = settings[name]
+        try:
+            rules[name](value, settings)
+        except _OutOfRange as exc:
+            raise ParameterError(f"parameter {name!r} must be {exc}, got {_short(value)}") from None
+
+
 def resolve_parameters(
     namespace: Mapping[str, Any],
     profiles: Mapping[str, Mapping[str, Any]],
@@ -123,6 +479,7 @@ def resolve_parameters(
     before: set[str] | frozenset[str],
     extra: Mapping[str, Any] | None = None,
     quiet: bool = False,
+    notebook: str | None = None,
 ) -> dict[str, Any]:
     """Merge a notebook's parameters with its profile, refusing anything unknown or mistyped.
 
@@ -142,6 +499,10 @@ def resolve_parameters(
         any type); they are returned as they are.
     quiet : bool
         Do not print the settings.
+    notebook : str, optional
+        The chapter's file name without ``.ipynb`` (e.g. ``"05_chaos"``), choosing its own range
+        checks (:data:`NOTEBOOK_RULES`); by default recognised from the parameter names
+        (:func:`identify_notebook`).
 
     Returns
     -------
@@ -151,7 +512,8 @@ def resolve_parameters(
     Raises
     ------
     ParameterError
-        Unknown parameter, unknown profile, or value of the wrong type.
+        Unknown parameter, unknown profile, value of the wrong type, or value out of range
+        (:func:`check_parameters`; e.g. ``quad_width=-1``, ``widths=[]``, a missing ``sweep_file``).
     """
     extra = dict(extra or {})
     profile = resolve_profile(namespace.get("profile"), profiles)
@@ -184,6 +546,7 @@ def resolve_parameters(
         settings[name] = _coerce(name, value, example)
         overridden.append(name)
     settings["profile"] = profile
+    check_parameters(settings, notebook if notebook is not None else identify_notebook(declared))
     if not quiet:
         shown = ", ".join(f"{k}={settings[k]!r}" for k in sorted(settings) if k != "profile")
         marks = f" (set by the reader: {', '.join(overridden)})" if overridden else ""
@@ -286,3 +649,85 @@ def repo_root() -> Path:
 def repo_path(*parts: str) -> Path:
     """A path inside the repository, e.g. ``repo_path("benchmarks", "results.json")``."""
     return repo_root().joinpath(*parts)
+
+
+# ------------------------------------------------------------------------------------------------
+# quick run times (measured by the test suite, stored for the course page by an explicit command)
+# ------------------------------------------------------------------------------------------------
+#: Where the test suite writes the measured quick run times (under ``_build/``, never tracked).
+MEASURED_QUICK_TIMES = ("_build", "quick_times.json")
+#: The stored times read by the course page (``book/course.md``); written only by :func:`commit_quick_times`.
+STORED_QUICK_TIMES = ("book", "quick_times.json")
+#: A stored time is replaced only when the new one differs from it by more than this fraction.
+QUICK_TIME_CHURN = 0.25
+
+
+def _read_times(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("seconds", {}), dict):
+        raise ValueError(f"{path}: not a quick-times file (a JSON object with a 'seconds' object)")
+    return data
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def record_quick_time(stem: str, seconds: float, path: Path | None = None,
+                      measured_by: str = "the test suite (MFBOOK_PROFILE=quick)") -> Path:
+    """Store one chapter's measured quick run time in ``_build/quick_times.json`` (or ``path``).
+
+    The test suite calls this; the tracked ``book/quick_times.json`` is changed only by
+    :func:`commit_quick_times` (``python -m tools.quick_times --commit``).
+    """
+    path = Path(path) if path is not None else repo_path(*MEASURED_QUICK_TIMES)
+    data = _read_times(path)
+    times = dict(data.get("seconds", {}))
+    times[stem] = round(float(seconds), 1)
+    data.update(
+        seconds=dict(sorted(times.items())),
+        date=datetime.date.today().isoformat(),
+        machine=f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}",
+        measured_by=measured_by,
+    )
+    _write_json(path, data)
+    return path
+
+
+def commit_quick_times(measured: Path | None = None, stored: Path | None = None, *, write: bool = True,
+                       churn: float = QUICK_TIME_CHURN) -> dict[str, tuple[float | None, float]]:
+    """Copy the measured quick run times into the stored file read by the course page.
+
+    A chapter's stored time is replaced when it is missing or differs from the measured one by more
+    than ``churn`` (25 %), so that reruns on the same machine do not rewrite the file. Returns the
+    changes ``{stem: (old, new)}``; with ``write=False`` only reports them.
+
+    Raises ``FileNotFoundError`` when nothing was measured (run the notebook tests first).
+    """
+    measured = Path(measured) if measured is not None else repo_path(*MEASURED_QUICK_TIMES)
+    stored = Path(stored) if stored is not None else repo_path(*STORED_QUICK_TIMES)
+    new = _read_times(measured)
+    if not new.get("seconds"):
+        raise FileNotFoundError(
+            f"no measured quick run times in {measured}: run the notebook tests first "
+            "(make test, or pytest tests/test_notebooks.py -k quick_profile)"
+        )
+    old = _read_times(stored)
+    times = dict(old.get("seconds", {}))
+    changes = {}
+    for stem, seconds in new["seconds"].items():
+        before = times.get(stem)
+        if before is None or abs(seconds - before) > churn * before:
+            changes[stem] = (before, seconds)
+            times[stem] = seconds
+    if changes and write:
+        data = dict(old)
+        data.update(seconds=dict(sorted(times.items())),
+                    **{k: new[k] for k in ("date", "machine", "measured_by") if k in new})
+        _write_json(stored, data)
+    return changes

@@ -2,10 +2,7 @@
 from __future__ import annotations
 
 import ast
-import datetime
-import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -20,8 +17,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 IDS = [p.stem for p in NOTEBOOKS]
-#: Quick-profile wall times measured by test_notebook_runs_quick_profile (read by book/course.md).
-QUICK_TIMES = REPO_ROOT / "book" / "quick_times.json"
+#: Quick-profile wall times measured by test_notebook_runs_quick_profile: under _build/, never a
+#: tracked file. `python -m tools.quick_times --commit` copies them into book/quick_times.json (read
+#: by book/course.md).
+QUICK_TIMES = REPO_ROOT / "_build" / "quick_times.json"
 #: Per-cell timeout of the quick runs (seconds).
 CELL_TIMEOUT = 600
 
@@ -123,18 +122,11 @@ def test_toc_entries_exist(repo_root: Path):
 
 
 def _record_quick_time(stem: str, seconds: float) -> None:
-    """Store the measured quick run time (only when new or off by more than 25%: no churn)."""
-    data = json.loads(QUICK_TIMES.read_text()) if QUICK_TIMES.exists() else {}
-    times = data.setdefault("seconds", {})
-    old = times.get(stem)
-    if old is not None and abs(seconds - old) <= 0.25 * old:
-        return
-    times[stem] = round(seconds, 1)
-    data["seconds"] = dict(sorted(times.items()))
-    data["date"] = datetime.date.today().isoformat()
-    data["machine"] = f"{os.cpu_count()} cores, {platform.system()} {platform.machine()}"
-    data["measured_by"] = "tests/test_notebooks.py::test_notebook_runs_quick_profile (pytest --nbmake, MFBOOK_PROFILE=quick)"
-    QUICK_TIMES.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    """Store the measured quick run time in _build/quick_times.json (never in book/)."""
+    from mfcore.notebook import record_quick_time
+
+    record_quick_time(stem, seconds, QUICK_TIMES, measured_by=(
+        "tests/test_notebooks.py::test_notebook_runs_quick_profile (pytest --nbmake, MFBOOK_PROFILE=quick)"))
 
 
 @pytest.mark.notebooks

@@ -7,7 +7,8 @@ The convention (see ``mfcore/notebook.py``):
    no ``=`` in the comment (so that ``papermill --help-notebook`` lists them), the first being
    ``profile = None``;
 3. the next code cell defines ``PROFILES`` and calls ``mfcore.notebook.resolve_parameters``, which
-   refuses unknown names, unknown profiles and values of the wrong type, and prints the settings.
+   refuses unknown names, unknown profiles, values of the wrong type and values out of range (the
+   range checks are tested in ``tests/test_notebook_parameters.py``), and prints the settings.
 
 Static checks run with the unit tests. The checks marked ``notebooks`` execute, for each notebook, a
 truncated copy holding only the cells up to the one that resolves the parameters (a few seconds).

@@ -10,6 +10,9 @@ figure cells of the notebooks are folded and shown once.
   ``remove-output``; notebooks are stored without outputs.
 * Every value the book's pages glue from a notebook (``{glue:...}`../notebooks/X.ipynb::key```)
   is glued by that notebook.
+* No test writes under version control: after every other test of the session the git working
+  tree is as it was when the session started (measured quick run times go to ``_build/``;
+  ``python -m tools.quick_times --commit`` stores them in ``book/quick_times.json``).
 """
 from __future__ import annotations
 
@@ -189,3 +192,67 @@ def test_glued_keys_used_by_pages_exist_in_their_notebooks():
             if not re.search(r"[\"']" + re.escape(key) + r"[\"']", code):
                 missing.append(f"{page.name}: {notebook}.ipynb does not glue {key!r}")
     assert not missing, "\n  ".join(["glued values missing:"] + sorted(set(missing)))
+
+
+# ------------------------------------------------------------------------------------------------
+# the tests leave the checkout as they found it
+# ------------------------------------------------------------------------------------------------
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", *args],
+                   cwd=cwd, check=True, capture_output=True)
+
+
+def test_working_tree_state_sees_every_kind_of_change(tmp_path: Path):
+    """The state compared at the end of the session changes with each write a test could make."""
+    from conftest import git_working_tree_state
+
+    try:
+        _git(tmp_path, "init", "-q")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("git is not available")
+    (tmp_path / ".gitignore").write_text("_build/\n")
+    (tmp_path / "tracked.json").write_text("{}\n")
+    (tmp_path / "dirty.txt").write_text("a\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "start")
+    (tmp_path / "dirty.txt").write_text("b\n")                # changed before the "session"
+    start = git_working_tree_state(tmp_path)
+    assert start is not None and set(start) == {"dirty.txt"}, start
+
+    (tmp_path / "_build").mkdir()
+    (tmp_path / "_build" / "quick_times.json").write_text("{}")  # ignored: allowed
+    assert git_working_tree_state(tmp_path) == start
+    (tmp_path / "dirty.txt").write_text("c\n")                # an already changed file rewritten
+    assert git_working_tree_state(tmp_path) != start
+    (tmp_path / "dirty.txt").write_text("b\n")
+    assert git_working_tree_state(tmp_path) == start
+    (tmp_path / "tracked.json").write_text("{\"x\": 1}\n")     # a clean tracked file rewritten
+    assert "tracked.json" in git_working_tree_state(tmp_path)
+    _git(tmp_path, "checkout", "-q", "--", "tracked.json")
+    (tmp_path / "new.txt").write_text("x")                    # a new file that is not ignored
+    assert "new.txt" in git_working_tree_state(tmp_path)
+
+
+def test_quick_times_are_measured_outside_version_control():
+    import test_notebooks
+
+    measured = test_notebooks.QUICK_TIMES.resolve()
+    assert REPO_ROOT / "_build" in measured.parents, (
+        f"the notebook tests write their times to {measured}: it must be under _build/"
+    )
+
+
+@pytest.mark.run_last
+def test_tests_leave_the_checkout_as_they_found_it(git_state_at_start):
+    """Runs after every other test: no test changed, deleted or created a file git would report."""
+    from conftest import git_working_tree_state
+
+    now = git_working_tree_state()
+    if git_state_at_start is None or now is None:
+        pytest.skip("not a git checkout (git status failed)")
+    changed = sorted(p for p in set(git_state_at_start) | set(now) if git_state_at_start.get(p) != now.get(p))
+    assert not changed, (
+        "files under version control (or new, not ignored) changed during the test session, by a test "
+        "or by an editor running meanwhile; tests must write under tmp_path or _build/: "
+        + ", ".join(f"{p} ({git_state_at_start.get(p, 'clean')} -> {now.get(p, 'clean')})" for p in changed)
+    )
