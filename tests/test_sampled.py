@@ -231,8 +231,74 @@ def test_test_set_risk_is_twice_the_book_loss_within_mc_error():
 
 
 def test_authors_data_sizes_follow_their_code():
-    from mfcore.authors import authors_data_sizes
+    """Their main_nn.py at commit 9b8eb66 (-n 0): n = 131072, batch = 8192, n_test = max(int(n/2), 2048),
+    epoch = int(T*batch/(lr*n)); the expressions are re-evaluated here literally, as in their code."""
+    from mfcore.authors import AUTHORS_COMMIT, authors_data_sizes, authors_epochs
 
-    assert authors_data_sizes(64) == {"samples": 131072, "batch": 8192, "test_samples": 131072}
-    assert authors_data_sizes(16) == {"samples": 32768, "batch": 8192, "test_samples": 32768}
-    assert authors_data_sizes(32)["test_samples"] == 65536
+    assert AUTHORS_COMMIT == "9b8eb668c27b9313527f724ef1b2fab870f6d656"
+    n, batch = 131072, 8192
+    for d in (16, 32, 64, 128):
+        assert authors_data_sizes(d) == {"samples": n, "batch": batch, "test_samples": max(int(n / 2), 2048)}
+        T = max(np.log(d), 0.5 * d ** (4 / 2 - 1))  # their default horizon for He4 (k_GT = 4)
+        assert authors_epochs(T, 0.01) == int(T * batch / (0.01 * n))
+    assert authors_data_sizes(64)["test_samples"] == 65536
+    # job.sh: -t 64 at lr 0.01 (h4, widths 128-512), lr 0.02 (width 32768), -t 32 at lr 0.005 (misspecified)
+    assert [authors_epochs(T, lr) for T, lr in ((64, 0.01), (64, 0.02), (32, 0.005))] == [400, 200, 400]
+    with pytest.raises(ValueError, match="dim"):
+        authors_data_sizes(1)
+
+
+def test_authors_sgd_matches_an_independent_transcription_of_their_loop():
+    """Their training loop (prop_chaos.train at 9b8eb66), transcribed directly in numpy: normalise the
+    rows, then per epoch the slices range(B*i, B*(i+1)) in order, loss MSELoss (no 1/2), SGD with
+    lr*m on the first layer, renormalise. The same training set, initial neurons and test set as
+    authors_sgd (from the seed); the number of steps and the recorded test risk must agree."""
+    from mfcore.sphere import nested_initialisation as init
+
+    problem = Problem(6, "he4")
+    m, lr, n, B, n_test, T, seed = 8, 0.01, 96, 32, 512, 0.13, 5
+    ds = authors_sgd(problem, m, authors_time=T, lr=lr, samples=n, batch=B, test_samples=n_test, seed=seed,
+                     record_times=[0.0, 2 * lr * 3])  # t = 0 and after their first epoch (3 steps)
+    epochs = int(T * B / (lr * n))  # main_nn.py
+    assert epochs == 4 and ds.attrs["n_steps"] == epochs * int(np.ceil(n / B)) == 12
+    assert ds.attrs["authors_time_reached"] == pytest.approx(12 * lr)
+
+    rng = np.random.default_rng([seed, 1])  # the training set of the seed (sampled_sgd's stream)
+    X = rng.standard_normal((n, 6))
+    y = problem.target(X[:, 0])
+    trng = np.random.default_rng([seed, 2])
+    Xt = trng.standard_normal((n_test, 6))
+    yt = problem.target(Xt[:, 0])
+    W = init(m, 6, seed)
+    W = W / np.linalg.norm(W, axis=1, keepdims=True)
+
+    def risk_and_grad(W, Xb, yb):  # MSELoss of f = (1/m) sum sigma(<w_i, x>), analytic gradient
+        Z = Xb @ W.T
+        r = problem.activation(Z).mean(axis=1) - yb
+        dsig = problem.activation.derivative(Z)
+        grad = (2.0 / len(yb)) * ((r[:, None] * dsig / m).T @ Xb)
+        return float(np.mean(r**2)), grad
+
+    risks = []
+    for t in range(epochs):
+        if t == 1:
+            risks.append(risk_and_grad(W, Xt, yt)[0])
+        for i in range(int(np.ceil(n / B))):
+            S = slice(B * i, B * (i + 1))
+            _, grad = risk_and_grad(W, X[S], y[S])
+            W = W - lr * m * grad
+            W = W / np.linalg.norm(W, axis=1, keepdims=True)
+    assert float(ds.authors_risk[1]) == pytest.approx(risks[0], rel=1e-10)
+    final = risk_and_grad(W, Xt, yt)[0]
+    end = authors_sgd(problem, m, authors_time=T, lr=lr, samples=n, batch=B, test_samples=n_test, seed=seed,
+                      record_times=[0.0, 2 * lr * 12])
+    assert float(end.authors_risk[-1]) == pytest.approx(final, rel=1e-10)
+
+
+def test_authors_record_times_are_the_epoch_starts():
+    from mfcore.sampled import authors_record_times
+
+    t = authors_record_times(64.0, lr=0.01)  # job.sh: -t 64, lr 0.01
+    assert t.size == 400 and t[0] == 0.0
+    np.testing.assert_allclose(np.diff(t), 2 * 0.01 * 16)  # 16 steps of book step 0.02 per epoch
+    assert t[-1] == pytest.approx(2 * 64 - 2 * 0.01 * 16)  # the last epoch's end is not recorded
