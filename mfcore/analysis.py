@@ -211,6 +211,34 @@ class SeedSlopes:
     per_seed: np.ndarray
     n_seeds: int
 
+    def half_width(self, level: float = 0.95) -> float:
+        r"""Half-width :math:`t_{(1+\text{level})/2,\,n-1}\,\mathrm{SE}` of the confidence interval of the mean slope.
+
+        Student's :math:`t` quantile for :math:`n-1` degrees of freedom (the per-seed slopes are
+        i.i.d.); ``nan`` with fewer than two seeds.
+        """
+        from scipy import stats
+
+        if self.n_seeds < 2 or not np.isfinite(self.stderr):
+            return float("nan")
+        return float(stats.t.ppf(0.5 + level / 2.0, self.n_seeds - 1) * self.stderr)
+
+    def interval(self, level: float = 0.95) -> tuple[float, float]:
+        """The confidence interval ``(slope - half_width, slope + half_width)``."""
+        h = self.half_width(level)
+        return (self.slope - h, self.slope + h)
+
+    def text(self, digits: int = 2, level: float = 0.95) -> str:
+        """``"-0.49 ± 0.03 (SE, 48 seeds; 95% interval -0.54 to -0.44)"``: the ± is the standard error."""
+        from .notebook import estimate
+
+        lo, hi = self.interval(level)
+        base = f"{estimate(self.slope, self.stderr, digits)} (SE, {self.n_seeds} seeds"
+        if np.isfinite(lo):
+            nd = max(digits, len(estimate(self.slope, self.stderr, digits).split(" ± ")[0].split(".")[-1]))
+            base += f"; {100 * level:.0f}% interval {lo:.{nd}f} to {hi:.{nd}f}"
+        return base + ")"
+
 
 def seed_slopes(x, y, law: str = "power") -> SeedSlopes:
     r"""Fit ``law`` to each row of ``y`` against ``x``; mean slope and its standard error over rows.
