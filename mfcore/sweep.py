@@ -27,7 +27,7 @@ Horizons and steps are in the **book's units** (loss :math:`\tfrac12\mathbb E(f-
 horizons, resolved run by run (:math:`k` the information exponent):
 
 ``"paper"``
-    the authors' horizon converted to book time, :math:`t=\max(2\log d,\ d^{k/2-1})`
+    the default horizon of the authors' ``main_nn.py`` converted to book time, :math:`t=\max(2\log d,\ d^{k/2-1})`
     (:func:`mfcore.authors.book_horizon`; :math:`t=d` for :math:`h_4`);
 ``"t95"``
     :math:`T_{95}`, the first time the exact limit's loss has fallen by 95% of its initial value,
@@ -35,7 +35,7 @@ horizons, resolved run by run (:math:`k` the information exponent):
     so that the cache key is the same on every machine);
 ``"full"``
     :math:`\max(T_{95},\ \text{paper})`, the horizon of the book's chaos chapters (the whole of
-    training, and at least the authors' horizon).
+    training, and at least that default horizon).
 
 Each may carry a factor: ``"4*paper"``, ``"2*full"``.
 
@@ -47,7 +47,8 @@ in, so equal runs share a key across sweeps) together with ``mfcore.__version__`
 computed the run writes the file itself through :func:`mfcore.results.save_dataset`, i.e. under a
 temporary name moved into place by :func:`os.replace`: a file with the final name is always
 complete. A rerun submits only the runs whose file is missing, so an interrupted sweep loses at
-most the runs in flight. Each file also stores its key and parameters, checked when it is read.
+most the runs in flight. Each file also stores its key and parameters, checked when it is read,
+and its checksums (:mod:`mfcore.results`): an entry edited after it was written stops the sweep.
 
 ``joblib.Memory`` was considered and not used: it wipes a function's cache when the function's
 source changes (the key here must be the parameters and the package version only), and it
@@ -56,9 +57,18 @@ stop the sweep with a clear error (:class:`CacheError`, a ``ValueError``).
 
 Execution
 ---------
-Runs are submitted to a Dask ``distributed`` cluster: by default an embedded
-``LocalCluster`` (worker processes, one thread each, bound to 127.0.0.1, no dashboard), or an
-existing scheduler given by its address. A tqdm bar counts finished runs out of the total.
+Runs are submitted to a Dask ``distributed`` cluster: by default an embedded, private
+``LocalCluster`` (worker processes, one thread each, bound to 127.0.0.1, TLS with credentials
+created for the run so that no other client can connect or run code in its workers, no dashboard
+unless ``--dashboard`` asks for one), or an existing scheduler given by its address (refused within
+:data:`CONNECT_TIMEOUT` seconds if it cannot be reached or is not a Dask scheduler). A tqdm bar
+counts finished runs out of the total. With no live worker for ``--no-worker-timeout`` seconds
+(60 by default) the sweep stops with a message; the cache keeps every finished run.
+
+Before any cluster starts, every key of the config is type-checked, every run still to compute is
+validated by the run specification shared with ``mfcore simulate`` (:mod:`mfcore.runspec`: types,
+ranges, step count, memory estimate), and the output files and the log are checked
+(an existing result file is replaced only with ``--overwrite``).
 """
 from __future__ import annotations
 
@@ -77,15 +87,19 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-#: Parameters a sweep may set (problem + :func:`mfcore.simulate` keywords), with their types.
-PARAMETER_TYPES = {
-    "activation": str, "target": str, "dim": int, "width": int, "horizon": float, "step": float,
-    "method": str, "nodes": int, "seed": int, "n_records": int, "record_times": list,
-    "rtol": float, "atol": float, "chunk": int, "dtype": str, "keep_neurons": bool,
-    "keep_nodes": bool, "integrator": str, "evaluation": str,
-}
-#: Symbolic horizons (see the module docstring).
-HORIZON_KINDS = ("paper", "t95", "full")
+from .runspec import HORIZON_KINDS, PARAMETERS, RunSpec, coerce
+
+#: Parameters a sweep may set (problem + :func:`mfcore.simulate` keywords), with their types; their
+#: ranges and defaults are those of the run specification (:data:`mfcore.runspec.PARAMETERS`).
+PARAMETER_TYPES = {name: {"str": str, "choice": str, "int": int, "positive": float, "bool": bool,
+                          "times": list}[kind] for name, (kind, _, _) in PARAMETERS.items()}
+#: Seconds without any live Dask worker after which a sweep stops (:func:`run_sweep`).
+NO_WORKER_TIMEOUT = 60.0
+#: Seconds allowed to connect to a scheduler given by its address.
+CONNECT_TIMEOUT = 5.0
+#: Test hook: an interrupt (as Ctrl-C) after this many runs are stored, so that tests of the resume
+#: path do not depend on timing.
+STOP_AFTER_ENV = "MFCORE_SWEEP_STOP_AFTER"
 #: Keys of a ``[sweep.NAME]`` table.
 SWEEP_KEYS = ("description", "fixed", "grid", "out")
 DEFAULT_CACHE = ".mfcore-cache/sweeps"
@@ -105,7 +119,7 @@ class CacheError(ValueError):
 # specification
 # ---------------------------------------------------------------------------------------------
 def paper_horizon(dim: int, information_exponent: int) -> float:
-    r"""The authors' horizon in the **book's** time, :math:`t=\max(2\log d,\ d^{k/2-1})`.
+    r"""The default horizon of the authors' ``main_nn.py`` in the **book's** time, :math:`t=\max(2\log d,\ d^{k/2-1})`.
 
     Their code stops at :math:`T_{\rm auth}=\max(\log d,\ \tfrac12 d^{k/2-1})` in their time
     ``lr × steps``; the book's time is twice theirs (:func:`mfcore.authors.book_horizon`).
@@ -188,37 +202,8 @@ def resolve_horizon(value, dim: int, activation: str = "he4", target: str | None
 
 
 def _coerce(name: str, value):
-    if name not in PARAMETER_TYPES:
-        raise ValueError(
-            f"unknown sweep parameter {name!r}; allowed: {', '.join(sorted(PARAMETER_TYPES))}"
-        )
-    kind = PARAMETER_TYPES[name]
-    if name == "horizon" and isinstance(value, str):
-        if _horizon_spec(value) is None:
-            raise ValueError(f"horizon must be a number or one of {', '.join(HORIZON_KINDS)} with an "
-                             f"optional factor ('4*paper'), got {value!r}")
-        return value
-    if name in ("target", "record_times") and value is None:
-        return None
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"sweep parameter {name} must be true or false, got {value!r}")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise ValueError(f"sweep parameter {name} must be an integer, got {value!r}")
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"sweep parameter {name} must be a number, got {value!r}")
-        return float(value)
-    if kind is list:
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"sweep parameter {name} must be a list of numbers, got {value!r}")
-        return [float(v) for v in value]
-    if not isinstance(value, str):
-        raise ValueError(f"sweep parameter {name} must be a string, got {value!r}")
-    return value
+    """Type and range of one sweep value (:func:`mfcore.runspec.coerce`; symbolic horizons allowed)."""
+    return coerce(name, value, "sweep parameter", symbolic_horizon=True)
 
 
 @dataclass(frozen=True)
@@ -244,8 +229,15 @@ class SweepSpec:
     out: str | None = None
 
     def __post_init__(self):
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(self.name)):
+        if not isinstance(self.name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name):
             raise ValueError(f"sweep name must be letters, digits, '_', '-' or '.', got {self.name!r}")
+        for key, value, kind in (("fixed", self.fixed, dict), ("grid", self.grid, dict),
+                                 ("description", self.description, str)):
+            if not isinstance(value, kind):
+                what = "a table of name = value" if kind is dict else "a string"
+                raise ValueError(f"{key} of sweep {self.name!r} must be {what}, got {value!r}")
+        if self.out is not None and (not isinstance(self.out, str) or not self.out.strip()):
+            raise ValueError(f"out of sweep {self.name!r} must be a file name (string), got {self.out!r}")
         fixed = {k: _coerce(k, v) for k, v in dict(self.fixed).items()}
         grid = {}
         for k, values in dict(self.grid).items():
@@ -285,29 +277,45 @@ class SweepSpec:
             yield index, run_parameters({**self.fixed, **point})
 
 
-def _simulate_defaults() -> dict:
-    import inspect
-
-    from .simulate import simulate
-
-    sig = inspect.signature(simulate)
-    return {k: p.default for k, p in sig.parameters.items()
-            if k in PARAMETER_TYPES and p.default is not inspect.Parameter.empty}
-
-
 def run_parameters(params: dict) -> dict:
-    """The complete, canonical parameter set of one run (defaults filled, symbolic horizons resolved)."""
+    """The complete, canonical parameter set of one run (defaults filled, symbolic horizons resolved).
 
-    p = {k: _coerce(k, v) for k, v in params.items()}
-    full = {"activation": "he4", "target": None}
-    full.update({k: v for k, v in _simulate_defaults().items() if k not in ("record_times",)})
-    full["record_times"] = None
-    full.update(p)
-    if "dim" not in full:
-        raise ValueError("a run needs dim")
-    if isinstance(full["horizon"], str):
-        full["horizon"] = resolve_horizon(full["horizon"], full["dim"], full["activation"], full["target"])
-    return {k: full[k] for k in sorted(full)}
+    Built by :class:`mfcore.runspec.RunSpec`, the run specification shared with the command line
+    and :func:`mfcore.simulate`.
+    """
+    spec = RunSpec.from_mapping(params, "sweep parameter", symbolic_horizon=True)
+    if isinstance(spec.horizon, str):
+        spec = spec.replace(horizon=resolve_horizon(spec.horizon, spec.dim, spec.activation, spec.target))
+    return spec.as_dict()
+
+
+def validate_sweep(spec: "SweepSpec", memory: bool = True, max_steps=None, cache=None) -> int:
+    """Check every run of ``spec`` as :func:`mfcore.simulate` will, before any cluster starts.
+
+    Each run goes through :meth:`mfcore.runspec.RunSpec.check` (problem, step, step count,
+    memory estimate against this machine if ``memory``). With ``cache``, runs already cached there
+    are skipped (they are read, not computed). Raises a ValueError naming the sweep and the run;
+    returns the largest memory estimate (bytes).
+    """
+    from .runspec import MAX_STEPS
+
+    runs = [params for _, params in spec.runs()]
+    if cache is not None:
+        runs_dir = prepare_cache(cache)
+        runs = [p for p in runs if not entry_path(runs_dir, run_key(p)).exists()]
+    largest, seen = 0, set()
+    for params in runs:
+        key = json.dumps(params, sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            run = RunSpec.from_mapping(params, "sweep parameter").check(
+                max_steps=MAX_STEPS if max_steps is None else max_steps, memory=memory)
+        except ValueError as exc:
+            raise ValueError(f"sweep {spec.name!r}, run {_short(params)}: {exc}") from None
+        largest = max(largest, run["estimate"])
+    return largest
 
 
 def run_key(params: dict, version: str | None = None) -> str:
@@ -343,16 +351,24 @@ def load_config(path) -> dict[str, SweepSpec]:
         raise ValueError(f"sweep config {str(path)!r}: unknown top-level tables {sorted(unknown)} "
                          "(allowed: [defaults], [sweep.NAME])")
     sweeps = data.get("sweep", {})
+    if not isinstance(sweeps, dict):
+        raise ValueError(f"sweep config {str(path)!r}: 'sweep' must be tables [sweep.NAME], got {sweeps!r}")
     if not sweeps:
         raise ValueError(f"sweep config {str(path)!r} defines no [sweep.NAME] table")
-    defaults = dict(data.get("defaults", {}))
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ValueError(f"sweep config {str(path)!r}: 'defaults' must be a table [defaults], got {defaults!r}")
     bad = set(defaults) - {"cache", "out_dir"}
     if bad:
         raise ValueError(f"sweep config {str(path)!r}: unknown [defaults] keys {sorted(bad)} (allowed: cache, out_dir)")
+    for key, value in defaults.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"sweep config {str(path)!r}: [defaults] {key} must be a folder name (string), "
+                             f"got {value!r}")
     out = SweepConfig(defaults=defaults, source=str(path))
     for name, table in sweeps.items():
         if not isinstance(table, dict):
-            raise ValueError(f"[sweep.{name}] must be a table")
+            raise ValueError(f"{str(path)!r}: [sweep.{name}] must be a table (with fixed, grid, ...), got {table!r}")
         extra = set(table) - set(SWEEP_KEYS)
         if extra:
             raise ValueError(f"[sweep.{name}]: unknown keys {sorted(extra)} (allowed: {', '.join(SWEEP_KEYS)})")
@@ -423,11 +439,17 @@ def entry_path(runs: Path, key: str) -> Path:
 
 
 def read_entry(path: Path, key: str, params: dict | None = None) -> xr.Dataset:
-    """Load a cache entry and check that it is the run ``key`` (and ``params``); else :class:`CacheError`."""
-    from .results import load_dataset
+    """Load a cache entry, verify its checksums (:func:`mfcore.results.load_dataset`) and check that
+    it is the run ``key`` (and ``params``); else :class:`CacheError`."""
+    from .results import IntegrityError, load_dataset
 
     try:
         ds = load_dataset(path)
+    except IntegrityError as exc:  # edited after it was written, or written before checksums existed
+        raise CacheError(
+            f"cache entry {str(path)!r} fails its integrity check: {exc.reason}; delete this file and "
+            "rerun the sweep to recompute that run (or, if its content is trusted, `mfcore reseal` it)"
+        ) from None
     except Exception as exc:  # h5py/h5netcdf raise OSError, KeyError, ValueError ... on garbage
         raise CacheError(
             f"corrupt cache entry {str(path)!r} ({type(exc).__name__}: {exc}); delete this file "
@@ -558,17 +580,104 @@ def run_provenance() -> dict:
 # ---------------------------------------------------------------------------------------------
 # execution
 # ---------------------------------------------------------------------------------------------
-def _local_client(workers: int | None):
+class SweepStalled(RuntimeError):
+    """No Dask worker was alive for longer than the allowed time; the sweep stopped."""
+
+
+def _local_client(workers: int | None, dashboard: str | None = None):
+    """A private LocalCluster and its client.
+
+    Worker processes with one thread each, bound to 127.0.0.1; TLS with credentials created for this
+    cluster (``security=True``: a client without them cannot connect or run code in the workers);
+    no dashboard unless ``dashboard`` gives its address (the scheduler's HTTP server then serves
+    only the dashboard; otherwise it serves nothing, on a random local port).
+    """
+    import dask
     from distributed import Client, LocalCluster
 
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=40)
+    http = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
+    with dask.config.set(http):
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", silence_logs=40,
+            security=True, dashboard_address=dashboard,
+            scheduler_kwargs={} if dashboard else {"dashboard": False, "dashboard_address": "127.0.0.1:0"})
     return Client(cluster), cluster
 
 
+def _connect(scheduler: str, timeout: float = CONNECT_TIMEOUT):
+    """A client of the scheduler at ``scheduler``, or a one-line ValueError within about ``timeout`` s.
+
+    An unreachable address (nothing listens, a firewall) and a server that is not a Dask scheduler
+    (an HTTP endpoint, whose reply Dask would read as a frame of exabytes) are refused.
+    """
+    from distributed import Client
+
+    if not isinstance(scheduler, str) or not re.fullmatch(r"((tcp|tls|inproc|ucx|ws|wss)://)?(\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+)(:[0-9]+)?(/\S*)?", scheduler):
+        raise ValueError(f"--scheduler must be an address like tcp://HOST:8786, got {scheduler!r}")
+    hint = "check the address, or omit --scheduler to start a local cluster"
+    _probe_scheduler(scheduler, timeout, hint)
+    try:
+        return Client(scheduler, timeout=timeout, set_as_default=False)
+    except MemoryError:  # a length prefix read from a foreign protocol
+        raise ValueError(f"{scheduler!r} does not answer as a Dask scheduler (a foreign server, e.g. "
+                         f"HTTP?); {hint}") from None
+    except (OSError, TimeoutError) as exc:
+        text = " ".join(str(exc).split())[:200]
+        raise ValueError(f"cannot reach the Dask scheduler {scheduler!r} within {timeout:g} s ({text}); "
+                         f"{hint}") from None
+    except Exception as exc:  # protocol errors of a foreign server
+        text = " ".join(str(exc).split())[:200]
+        raise ValueError(f"{scheduler!r} does not answer as a Dask scheduler ({type(exc).__name__}: {text}); "
+                         f"{hint}") from None
+
+
+def _probe_scheduler(address: str, timeout: float, hint: str) -> None:
+    """For a plain ``tcp://`` address: refuse within ``timeout`` seconds what is not a Dask scheduler.
+
+    A Dask scheduler sends its handshake as soon as a connection is accepted: a little-endian
+    64-bit frame length, then the frames. Nothing listening, silence (an HTTP server waits for a
+    request) or a length no handshake has (a foreign protocol) is a one-line ValueError.
+    """
+    import socket
+
+    m = re.fullmatch(r"(?:tcp://)?(\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+):([0-9]+)", address)
+    if m is None:  # TLS, in-process or other protocols: Dask's own connection timeout applies
+        return
+    host, port = m.group(1).strip("[]"), int(m.group(2))
+    data = b""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            while len(data) < 8:
+                chunk = sock.recv(8 - len(data))
+                if not chunk:
+                    break
+                data += chunk
+    except socket.timeout:
+        if not data:
+            pass  # connected, but silent: checked below
+    except OSError as exc:
+        raise ValueError(f"cannot reach the Dask scheduler {address!r} ({exc.strerror or exc}); {hint}") from None
+    if len(data) < 8 or not 0 < int.from_bytes(data, "little") < 2**24:
+        said = "nothing" if not data else repr(data)
+        raise ValueError(f"{address!r} does not answer as a Dask scheduler (it sent {said} within "
+                         f"{timeout:g} s; a foreign server, e.g. HTTP, or a TLS scheduler given as tcp://?); {hint}")
+
+
+def _live_workers(client) -> int | None:
+    """Number of workers the scheduler knows, or None if the scheduler cannot be asked."""
+    try:
+        return len(client.scheduler_info(n_workers=-1)["workers"])
+    except TypeError:  # older distributed: no n_workers argument
+        return len(client.scheduler_info()["workers"])
+    except Exception:
+        return None
+
+
 def run_sweep(spec: SweepSpec, cache=DEFAULT_CACHE, scheduler: str | None = None, client=None,
-              workers: int | None = None, log=None, progress: bool = True, retries: int = 0) -> xr.Dataset:
+              workers: int | None = None, log=None, progress: bool = True, retries: int = 0,
+              no_worker_timeout: float = NO_WORKER_TIMEOUT, dashboard: str | None = None) -> xr.Dataset:
     """Run (or resume) a sweep and return its combined dataset.
 
     Parameters
@@ -595,6 +704,16 @@ def run_sweep(spec: SweepSpec, cache=DEFAULT_CACHE, scheduler: str | None = None
         without counting as a retry (up to ``distributed.scheduler.allowed-failures`` deaths, 3 by
         default); its partial cache write is a temporary file, never an entry
         (``tests/test_sweep.py::test_killed_worker_loses_nothing``).
+    no_worker_timeout : float
+        Seconds without any live worker (all died and were not restarted, or none started) after
+        which the sweep stops with :class:`SweepStalled`; the finished runs stay in the cache.
+    dashboard : str, optional
+        Address of the local cluster's dashboard (default: none).
+
+    Every run still to compute is validated first (:func:`validate_sweep`; its memory against this
+    machine only for the local cluster), before any cluster starts. The environment variable
+    ``MFCORE_SWEEP_STOP_AFTER=N`` (a test hook) interrupts the sweep as Ctrl-C would once ``N``
+    runs are stored.
 
     Returns
     -------
@@ -610,9 +729,14 @@ def run_sweep(spec: SweepSpec, cache=DEFAULT_CACHE, scheduler: str | None = None
         Corrupt or foreign files in the cache.
     FloatingPointError, ValueError
         If some run failed (all other runs are still computed and cached).
+    SweepStalled
+        No live worker for ``no_worker_timeout`` seconds.
     """
     from . import __version__
 
+    if not (isinstance(no_worker_timeout, (int, float)) and no_worker_timeout > 0):
+        raise ValueError(f"no_worker_timeout must be a number of seconds > 0, got {no_worker_timeout!r}")
+    validate_sweep(spec, memory=client is None and scheduler is None, cache=cache)
     runs_dir = prepare_cache(cache)
     runs = list(spec.runs())
     keys = [run_key(p) for _, p in runs]
@@ -635,16 +759,12 @@ def run_sweep(spec: SweepSpec, cache=DEFAULT_CACHE, scheduler: str | None = None
         own = None
         if client is None:
             if scheduler is not None:
-                from distributed import Client
-
-                client = Client(scheduler)
+                client = _connect(scheduler)
                 own = (client, None)
             else:
-                client, cluster = _local_client(workers)
+                client, cluster = _local_client(workers, dashboard)
                 own = (client, cluster)
         try:
-            from distributed import as_completed
-
             futures = {}
             for index, params, key in unique_missing:
                 fut = client.submit(compute_run, params, str(runs_dir.resolve()), __version__,
@@ -653,7 +773,8 @@ def run_sweep(spec: SweepSpec, cache=DEFAULT_CACHE, scheduler: str | None = None
                 futures[fut] = params
             count = {key: keys.count(key) for _, _, key in unique_missing}
             try:
-                for fut in as_completed(futures):
+                for fut in _completed(client, futures, no_worker_timeout, spec.name,
+                                      len(runs) - len(missing)):
                     if fut.status == "error":
                         exc = fut.exception()
                         failures.append((futures[fut], exc))
@@ -681,6 +802,41 @@ def run_sweep(spec: SweepSpec, cache=DEFAULT_CACHE, scheduler: str | None = None
                f"{' ...' if len(failures) > 3 else ''}); the other runs are cached")
         raise (FloatingPointError if isinstance(exc, FloatingPointError) else ValueError)(msg) from exc
     return assemble(spec, runs_dir)
+
+
+def _completed(client, futures, no_worker_timeout: float, name: str, cached: int):
+    """Yield the futures as they finish; raise :class:`SweepStalled` after ``no_worker_timeout``
+    seconds without a live worker, and KeyboardInterrupt after ``$MFCORE_SWEEP_STOP_AFTER`` stored
+    runs (test hook)."""
+    from distributed import as_completed
+
+    stop_after = os.environ.get(STOP_AFTER_ENV)
+    stop_after = int(stop_after) if stop_after and stop_after.isdigit() else None
+    pending = as_completed(futures)
+    done = stored = 0
+    alive_at = next_probe = time.monotonic()
+    while not pending.is_empty():
+        if pending.has_ready():
+            fut = next(pending)
+            done += 1
+            stored += fut.status == "finished"
+            yield fut
+            if stop_after is not None and stored >= stop_after and not pending.is_empty():
+                raise KeyboardInterrupt(f"{STOP_AFTER_ENV}={stop_after}")
+            continue
+        now = time.monotonic()
+        if now >= next_probe:
+            live = _live_workers(client)
+            if live is None or live > 0:
+                alive_at = now
+            elif now - alive_at > no_worker_timeout:
+                raise SweepStalled(
+                    f"sweep {name!r} stopped: no live Dask worker for {no_worker_timeout:g} s (the "
+                    f"workers died, e.g. killed or out of memory, and were not restarted); {cached + stored} "
+                    f"of its runs are finished and kept in the cache: rerun the same command to resume"
+                )
+            next_probe = now + min(1.0, no_worker_timeout / 4)
+        time.sleep(0.05)
 
 
 def _remove_stale_temporaries(runs_dir: Path, keys: set) -> int:
@@ -789,12 +945,18 @@ def assemble(spec: SweepSpec, runs_dir) -> xr.Dataset:
 # configs, results on disk, CLI
 # ---------------------------------------------------------------------------------------------
 def run_config(config, only=None, cache=None, out_dir=None, scheduler=None, workers=None, log=None,
-          progress=True, write=True) -> dict[str, xr.Dataset]:
+               progress=True, write=True, overwrite=False, no_worker_timeout=NO_WORKER_TIMEOUT,
+               dashboard=None) -> dict[str, xr.Dataset]:
     """Run every sweep of a TOML config (or those named in ``only``); write ``<out_dir>/<name>.nc``.
 
     ``cache`` and ``out_dir`` default to the config's ``[defaults]`` (then ``.mfcore-cache/sweeps``
     and ``sweeps/<config stem>``). One Dask cluster is shared by all sweeps of the call.
+
+    Before any cluster starts: every run still to compute is validated (:func:`validate_sweep`),
+    and every output file and the ``log`` are checked (:func:`mfcore.cli.check_output_file`: an
+    existing folder where a file can be created; an existing result only with ``overwrite``).
     """
+    from .cli import check_output_file
     from .results import save_dataset
 
     cfg = config if isinstance(config, SweepConfig) else load_config(config)
@@ -805,8 +967,25 @@ def run_config(config, only=None, cache=None, out_dir=None, scheduler=None, work
     cache = cache or cfg.defaults.get("cache", DEFAULT_CACHE)
     stem = Path(cfg.source).stem if cfg.source else "sweeps"
     out_dir = Path(out_dir or cfg.defaults.get("out_dir", f"sweeps/{stem}"))
+    # everything that can be refused is refused before the cluster starts
+    for name in names:
+        validate_sweep(cfg[name], memory=scheduler is None, cache=cache)
+    targets = {}
     if write:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ValueError(f"output folder {str(out_dir)!r} exists and is not a folder")
+        for name in names:
+            path = Path(cfg[name].out) if cfg[name].out else out_dir / f"{name}.nc"
+            if path.parent == out_dir and not out_dir.exists():
+                targets[name] = path  # the folder is created below
+                continue
+            targets[name] = check_output_file(path, overwrite, f"output of sweep {name!r}", (".nc",))
+    if log is not None:
+        _check_log(log)
+    if write and not out_dir.exists():
         out_dir.mkdir(parents=True, exist_ok=True)
+        for name, path in targets.items():
+            targets[name] = check_output_file(path, overwrite, f"output of sweep {name!r}", (".nc",))
     client = cluster = None
     results = {}
     try:
@@ -814,14 +993,13 @@ def run_config(config, only=None, cache=None, out_dir=None, scheduler=None, work
             spec = cfg[name]
             if client is None and _needs_work(spec, cache):
                 if scheduler is not None:
-                    from distributed import Client
-
-                    client = Client(scheduler)
+                    client = _connect(scheduler)
                 else:
-                    client, cluster = _local_client(workers)
-            ds = run_sweep(spec, cache=cache, client=client, log=log, progress=progress)
+                    client, cluster = _local_client(workers, dashboard)
+            ds = run_sweep(spec, cache=cache, client=client, log=log, progress=progress,
+                           no_worker_timeout=no_worker_timeout)
             if write:
-                path = Path(spec.out) if spec.out else out_dir / f"{name}.nc"
+                path = targets[name]
                 save_dataset(ds, path)
                 ds.attrs["written_to"] = str(path)
             results[name] = ds
@@ -831,6 +1009,23 @@ def run_config(config, only=None, cache=None, out_dir=None, scheduler=None, work
         if cluster is not None:
             cluster.close()
     return results
+
+
+def _check_log(log) -> None:
+    """The run log is appended to: an existing regular file we may append to, or a new file in an
+    existing, writable folder (:func:`mfcore.cli.check_output_file`)."""
+    from .cli import check_output_file
+
+    path = Path(log)
+    if not path.exists():
+        check_output_file(path, False, "--log")
+        return
+    if path.is_dir() or not path.is_file():
+        raise ValueError(f"--log {str(log)!r} is {'a directory' if path.is_dir() else 'not a regular file'}")
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+    except OSError as exc:
+        raise ValueError(f"cannot append to --log {str(log)!r}: {exc.strerror or exc}") from None
 
 
 def _needs_work(spec: SweepSpec, cache) -> bool:
@@ -888,6 +1083,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--cache", default=None, help=f"cache directory (default: config [defaults].cache or {DEFAULT_CACHE})")
     p.add_argument("--out-dir", default=None, help="output folder (default: config [defaults].out_dir)")
     p.add_argument("--log", default=None, help="append one JSON line per computed run to this file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing result files <out_dir>/<name>.nc (default: refuse before any work)")
+    p.add_argument("--no-worker-timeout", type=float, default=NO_WORKER_TIMEOUT, metavar="SECONDS",
+                   help=f"stop when no Dask worker is alive for this long (default {NO_WORKER_TIMEOUT:g}); "
+                   "finished runs stay cached")
+    p.add_argument("--dashboard", default=None, metavar="ADDRESS",
+                   help="serve the local cluster's dashboard at this address, e.g. 127.0.0.1:8787 (default: none)")
     p.add_argument("--dry-run", action="store_true", help="only print the number of runs and how many are cached")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar (default on)")
     p.set_defaults(func=_run_cli)
@@ -896,6 +1098,8 @@ def add_parser(subparsers) -> None:
 def _run_cli(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if not (math.isfinite(args.no_worker_timeout) and args.no_worker_timeout > 0):
+        raise ValueError(f"--no-worker-timeout must be a number of seconds > 0, got {args.no_worker_timeout}")
     cfg = load_config(args.config)
     if args.dry_run:
         cache = args.cache or cfg.defaults.get("cache", DEFAULT_CACHE)
@@ -904,12 +1108,19 @@ def _run_cli(args) -> int:
             if name not in cfg:
                 raise ValueError(f"no sweep named {name!r} in the config; available: {', '.join(cfg)}")
             spec = cfg[name]
+            validate_sweep(spec, memory=args.scheduler is None, cache=cache)
             done = sum(entry_path(runs_dir, run_key(p)).exists() for _, p in spec.runs())
             print(f"{name}: {spec.size} runs over {', '.join(spec.dims) or '(no swept parameter)'}; "
                   f"{done} cached, {spec.size - done} to compute")
         return 0
-    results = run_config(cfg, only=args.only, cache=args.cache, out_dir=args.out_dir, scheduler=args.scheduler,
-                    workers=args.workers, log=args.log, progress=args.progress)
+    try:
+        results = run_config(cfg, only=args.only, cache=args.cache, out_dir=args.out_dir,
+                             scheduler=args.scheduler, workers=args.workers, log=args.log,
+                             progress=args.progress, overwrite=args.overwrite,
+                             no_worker_timeout=args.no_worker_timeout, dashboard=args.dashboard)
+    except SweepStalled as exc:
+        print(f"mfcore sweep: error: {exc}", file=sys.stderr)
+        return 1
     for name, ds in results.items():
         dims = ", ".join(f"{d}={ds.sizes[d]}" for d in ds.attrs["sweep_dims"])
         print(f"{name}: {ds.attrs['sweep_runs']} runs ({dims}) -> {ds.attrs.get('written_to')}")
