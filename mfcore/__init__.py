@@ -31,11 +31,13 @@ from .meanfield import (  # noqa: F401
 )
 from .plotting import palette, sequential, set_style  # noqa: F401
 
-# --- modules added by later work: each line is owned by its module's author -------------------
-# simulate/results (helper A):
+# --- drivers and tools built on the simulators ----------------------------------------------
+# one run: its specification and memory guard, the driver, results on disk
+from .memory import check_memory, total_memory_bytes  # noqa: F401,E402
+from .runspec import MAX_STEPS, RunSpec, check_run, memory_estimate  # noqa: F401,E402
 from .simulate import GAP_QUANTILES, SimulationState, default_record_times, simulate  # noqa: F401,E402
-from .results import load_dataset, save_dataset  # noqa: F401,E402
-# hessian/gap (helper B):
+from .results import IntegrityError, load_dataset, reseal, save_dataset  # noqa: F401,E402
+# local Hessians and the gap equation:
 from .hessian import (  # noqa: F401,E402
     HessianIntegralObserver,
     RecordSchedule,
@@ -56,15 +58,15 @@ from .gap import (  # noqa: F401,E402
     fluctuation,
     typical_interaction_coefficients,
 )
-# sampled SGD (helper C):
+# sampled minibatch SGD (the authors' protocol):
 from .sampled import minibatch_gradient, sampled_sgd  # noqa: F401
-# sweeps/benchmarks (helper C):
+# sweeps on Dask and the benchmark report:
 from .sweep import SweepSpec, load_config, load_sweep_result, run_config, run_sweep  # noqa: F401
 from .bench import run_benchmarks, write_benchmarks  # noqa: F401
-# analysis helpers for the notebooks (notebook author of C1/C7):
+# fits and crossing times used by the notebooks:
 from .analysis import Fit, first_crossing_time, fit_law, local_slopes, loglog_axes, power_law_fit  # noqa: F401
 
-# notebook conventions and the authors' units (lead):
+# notebook conventions and the authors' units:
 from . import notebook  # noqa: F401,E402
 from .authors import authors_horizon, book_horizon, book_loss, book_step, book_time  # noqa: F401,E402
 

@@ -625,17 +625,16 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def write_benchmarks(path, quick: bool = False, progress: bool = True) -> dict:
-    """Run :func:`run_benchmarks` and write the JSON atomically to ``path``."""
-    from pathlib import Path
+def write_benchmarks(path, quick: bool = False, progress: bool = True, overwrite: bool = False) -> dict:
+    """Run :func:`run_benchmarks` and write the JSON atomically to ``path``.
 
+    The path is checked first (:func:`mfcore.cli.check_output_file`: a ``.json`` file in an
+    existing, writable folder; an existing file only with ``overwrite``).
+    """
+    from .cli import check_output_file
     from .results import _atomic_write
 
-    path = Path(path)
-    if path.suffix.lower() != ".json":
-        raise ValueError(f"--out must be a .json file, got {str(path)!r}")
-    if not path.resolve().parent.is_dir():
-        raise ValueError(f"output folder {str(path.resolve().parent)!r} does not exist")
+    path = check_output_file(path, overwrite, "--out", suffixes=(".json",))
     result = run_benchmarks(quick=quick, progress=progress)
 
     def write(tmp):
@@ -655,13 +654,14 @@ def add_parser(subparsers) -> None:
         "adaptive gradient flow against fixed-step projected GD, and the population simulator against "
         "sampled minibatch SGD; write everything to a JSON file.",
     )
-    p.add_argument("--out", required=True, help="output FILE.json")
+    p.add_argument("--out", required=True, help="output FILE.json (checked before the benchmarks run)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (atomically)")
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds): checks the pipeline only")
     p.set_defaults(func=_run_cli)
 
 
 def _run_cli(args) -> int:
-    result = write_benchmarks(args.out, quick=args.quick)
+    result = write_benchmarks(args.out, quick=args.quick, overwrite=args.overwrite)
     print(summary(result))
     print(f"wrote {args.out}")
     return 0

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import memory as _memory
 from . import moments as _moments
+from .memory import available_memory_bytes  # noqa: F401  (re-exported)
 from .problem import Problem, check_int
 from .sphere import normalize_rows
 
@@ -84,37 +86,11 @@ def _check_weights(W) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # memory guard
 # ---------------------------------------------------------------------------------------------
-def available_memory_bytes() -> int:
-    """Memory the machine can still give this process: ``MemAvailable`` of ``/proc/meminfo``
-    (Linux), else ``os.sysconf`` available pages times page size, else a very large number."""
-    import os
-
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 2**62
-
-
-def _human(n: int) -> str:
-    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
-
-
-def check_memory(estimate: int, what: str) -> None:
-    """Raise a ValueError if ``estimate`` bytes exceed the available memory (before allocating)."""
-    limit = available_memory_bytes()
-    if estimate > limit:
-        raise ValueError(
-            f"{what} needs about {_human(estimate)} of memory but only {_human(limit)} "
-            "is available on this machine; reduce the width, the dimension or the chunk, or use "
-            "dtype='float32'"
-        )
+def check_memory(estimate: int, what: str, dtype=None) -> None:
+    """Raise a ValueError if ``estimate`` bytes cannot fit (see :func:`mfcore.memory.check_memory`)."""
+    # the module's own name is looked up at call time (tests may replace it)
+    _memory.check_memory(estimate, what, dtype=None if dtype is None else str(np.dtype(dtype)),
+                         available=lambda: available_memory_bytes())
 
 
 def _dtype_size(dtype) -> int:
@@ -369,7 +345,7 @@ def _gram_interaction(W, problem: Problem, chunk: int, with_kernel_mean: bool, f
 
 
 def evaluate(W, problem: Problem, chunk: int = DEFAULT_CHUNK, with_kernel_mean: bool = True,
-             evaluation: str = "auto") -> FiniteEvaluation:
+             evaluation: str = "auto", memory_check: bool = True) -> FiniteEvaluation:
     r"""Population velocity of every neuron and the loss, in one pass.
 
     .. math::
@@ -389,6 +365,9 @@ def evaluate(W, problem: Problem, chunk: int = DEFAULT_CHUNK, with_kernel_mean: 
         Also compute :math:`\sum_{ij}K(G_{ij})` (needed for the loss; free with the moment route).
     evaluation : {"auto", "gram", "moments"}
         Route of the interaction term (module docstring); both are exact and agree to rounding.
+    memory_check : bool
+        Compare the buffers with the machine's memory first (:func:`check_memory`); a caller that
+        has checked a whole run already (:func:`mfcore.simulate`) skips it.
 
     Raises
     ------
@@ -400,8 +379,9 @@ def evaluate(W, problem: Problem, chunk: int = DEFAULT_CHUNK, with_kernel_mean: 
     chunk = check_int("chunk", chunk, 1)
     m = W.shape[0]
     route = resolve_evaluation(evaluation, m, problem, W.dtype)
-    check_memory(evaluation_memory_bytes(m, problem, route, chunk, W.dtype),
-                 f"one {route}-route evaluation (m={m}, d={W.shape[1]})")
+    if memory_check:
+        check_memory(evaluation_memory_bytes(m, problem, route, chunk, W.dtype),
+                     f"one {route}-route evaluation (m={m}, d={W.shape[1]})", W.dtype)
     u = W[:, 0].astype(np.float64)
     if route == "moments":
         F, ksum = _moments.interaction(W, problem.kernel, with_kernel_sum=with_kernel_mean)

@@ -34,6 +34,7 @@ from math import comb
 import numpy as np
 
 from .kernels import Kernel
+from .memory import available_memory_bytes
 
 #: Largest number of monomial features (summed over the degrees used) the moment route accepts.
 MAX_FEATURES = 250_000
@@ -45,8 +46,6 @@ KEEP_FEATURE_BYTES = 1024 * 2**20
 
 
 def _keep_limit() -> int:
-    from .finite import available_memory_bytes
-
     return min(KEEP_FEATURE_BYTES, available_memory_bytes() // 4)
 
 

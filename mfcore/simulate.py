@@ -43,12 +43,11 @@ import xarray as xr
 from . import finite as _finite
 from .meanfield import OverlapField, initial_overlaps, projected_step_1d
 from .problem import Problem, check_int, check_positive
+from .runspec import FLOW_INTEGRATORS, MAX_STEPS, check_run, memory_estimate  # noqa: F401  (re-exported)
 from .sphere import as_generator, nested_initialisation, normalize_rows
 
 #: Quantiles of the per-neuron gap recorded in ``gap_quantile``.
 GAP_QUANTILES = (0.5, 0.9, 0.99, 1.0)
-#: Explicit integrators of :mod:`scipy.integrate` accepted by ``method="flow"``.
-FLOW_INTEGRATORS = ("RK45", "RK23", "DOP853")
 _DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
@@ -99,7 +98,7 @@ class SimulationState:
 
 
 # ---------------------------------------------------------------------------------------------
-# helpers
+# record grid, gaps, recorder
 # ---------------------------------------------------------------------------------------------
 def default_record_times(horizon: float, step: float, n_records: int) -> np.ndarray:
     r"""Record grid: :math:`t=0` and ``n_records - 1`` log-spaced times from :math:`\min(\eta, T/2)` to :math:`T`."""
@@ -221,32 +220,6 @@ class _Recorder:
         return xr.Dataset(data, coords=coords)
 
 
-def memory_estimate(problem: Problem, width: int, nodes: int, n_records: int, method: str = "pgd",
-                    evaluation: str = "gram", chunk: int = _finite.DEFAULT_CHUNK, dtype: str = "float64",
-                    keep_neurons: bool = False, keep_nodes: bool = False) -> int:
-    r"""Bytes a :func:`simulate` run allocates at its peak (an estimate, checked before the run).
-
-    Sum of: the neurons in float64 and ``dtype`` plus the fixed directions :math:`z_i` and about
-    four more :math:`m\times d` arrays (velocity, step, projections; ``flow``: about ten states of
-    the Runge-Kutta stages); one finite evaluation's buffers
-    (:func:`mfcore.finite.evaluation_memory_bytes`: Gram chunks or monomial features); the
-    limit's nodes (a few dozen arrays of :math:`N`); kept records
-    (:math:`3\,n_{\rm records}\,m` and :math:`n_{\rm records}N` floats).
-    """
-    m, d = int(width), problem.dim
-    item = np.dtype(_DTYPES[dtype]).itemsize
-    total = 64 * nodes * 8 + n_records * 16 * 8
-    if m > 0:
-        states = 10 if method == "flow" else 0
-        total += m * d * (8 + 8 + 4 * item + states * 8) + 8 * m * 8
-        total += _finite.evaluation_memory_bytes(m, problem, evaluation, chunk, _DTYPES[dtype])
-        if keep_neurons:
-            total += 3 * n_records * m * 8
-    if keep_nodes:
-        total += n_records * nodes * 8
-    return int(total)
-
-
 def _progress_bar(progress, total, desc, unit):
     from tqdm import tqdm  # text bar on stderr (tqdm.auto needs ipywidgets in notebooks)
 
@@ -276,6 +249,7 @@ def simulate(
     progress: bool | None = None,
     integrator: str = "RK45",
     evaluation: str = "auto",
+    max_steps: int | None = MAX_STEPS,
 ) -> xr.Dataset:
     r"""Run a finite network, the exact infinite-width limit and the coupling between them.
 
@@ -328,6 +302,9 @@ def simulate(
         :math:`m`; a ValueError if the kernel degree makes the monomial count :math:`D` too large)
         or ``"auto"`` (the cheaper by the cost model of :func:`mfcore.finite.choose_evaluation`).
         The resolved route is stored in ``attrs["evaluation_route"]``.
+    max_steps : int or None
+        Cap on the number of steps (``pgd``; for ``flow`` a lower bound ``horizon * K'(1) / 3`` of
+        the Runge-Kutta steps), :data:`mfcore.runspec.MAX_STEPS` by default; ``None`` lifts it.
 
     Returns
     -------
@@ -343,47 +320,34 @@ def simulate(
     Raises
     ------
     ValueError
-        Invalid parameters, or a run whose memory (neurons, velocity buffers, Gram chunks or
-        monomial features, kept records, limit nodes) exceeds the available memory; the check runs
-        before anything large is allocated (:func:`memory_estimate`).
+        Invalid parameters, a step larger than the horizon (``pgd``), more steps than
+        ``max_steps``, or a run whose memory (neurons, velocity buffers, Gram blocks or monomial
+        features, the record grid and kept records, the limit's nodes and moment tables) does not
+        fit the machine's total or available memory; all checked by
+        :func:`mfcore.runspec.check_run` before anything large is allocated
+        (:func:`mfcore.runspec.memory_estimate`).
     """
     start_clock = time.perf_counter()
-    if not isinstance(problem, Problem):
-        raise ValueError(f"problem must be a mfcore.Problem, got {type(problem).__name__}")
-    width = check_int("width (number of neurons m)", width, 0)
-    horizon = check_positive("horizon (final mean-field time)", horizon)
-    n_nodes = check_int("nodes (quantile nodes N)", nodes, 2)
-    n_records = check_int("n_records", n_records, 2)
-    chunk = check_int("chunk", chunk, 1)
-    if method not in ("pgd", "flow"):
-        raise ValueError(f"method must be 'pgd' or 'flow', got {method!r}")
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    if method == "pgd":
-        step = problem.check_step(step)
-    else:
-        step = check_positive("step", step)
-        rtol = check_positive("rtol", rtol)
-        atol = check_positive("atol", atol)
-        if integrator not in FLOW_INTEGRATORS:
-            raise ValueError(f"integrator must be one of {FLOW_INTEGRATORS}, got {integrator!r}")
-        if observers:
-            raise ValueError(
-                "observers are only supported with method='pgd' (they are called after every "
-                "projected-GD step); use method='pgd' or drop the observers"
-            )
+    # every parameter, the step count and the memory estimate, before anything large is allocated
+    run = check_run(problem, width=width, horizon=horizon, step=step, method=method, nodes=nodes,
+                    seed=seed, n_records=n_records, record_times=record_times, rtol=rtol, atol=atol,
+                    chunk=chunk, dtype=dtype, keep_neurons=keep_neurons, keep_nodes=keep_nodes,
+                    integrator=integrator, evaluation=evaluation, max_steps=max_steps)
+    width, horizon, step, n_nodes = run["width"], run["horizon"], run["step"], run["nodes"]
+    n_records, chunk, rtol, atol = run["n_records"], run["chunk"], run["rtol"], run["atol"]
+    keep_neurons, keep_nodes = run["keep_neurons"], run["keep_nodes"]
+    route = run["route"] if width > 0 else _finite._check_evaluation(evaluation)
+    if method == "flow" and observers:
+        raise ValueError(
+            "observers are only supported with method='pgd' (they are called after every "
+            "projected-GD step); use method='pgd' or drop the observers"
+        )
     observers = tuple(observers)
     for obs in observers:
         if not (callable(getattr(obs, "start", None)) and callable(getattr(obs, "update", None))):
             raise ValueError(f"observer {obs!r} must have start(state) and update(state) methods")
     times = (default_record_times(horizon, step, n_records) if record_times is None
              else _check_record_times(record_times, horizon))
-    route = _finite.resolve_evaluation(evaluation, width, problem, _DTYPES[dtype]) if width > 0 else \
-        _finite._check_evaluation(evaluation)
-    estimate = memory_estimate(problem, width, n_nodes, times.size, method, route, chunk, dtype,
-                               keep_neurons, keep_nodes)
-    _finite.check_memory(estimate, f"this run (width m={width}, dim d={problem.dim}, {method}, "
-                                   f"{route} route, {dtype})")
 
     # initial state -------------------------------------------------------------------------
     dim = problem.dim
@@ -397,7 +361,7 @@ def simulate(
         W, perp, tracers = None, np.zeros((0, dim)), np.zeros(0)
     u_nodes = initial_overlaps(dim, n_nodes)
     recorder = _Recorder(width, keep_neurons, keep_nodes)
-    n_steps = max(1, int(round(horizon / step))) if method == "pgd" else None
+    n_steps = run["n_steps"] if method == "pgd" else None
     if progress is None:
         progress = width >= 2048 or (method == "pgd" and horizon / step > 2000)
 
@@ -443,7 +407,8 @@ def _run_pgd(problem, W, perp, tracers, u_nodes, step, n_steps, rec_steps, chunk
         # the kernel mean (an extra Horner pass over G) is needed only for the loss and the
         # function gap: at record steps, or when observers may read state.finite.loss
         full = k in rec_set or bool(observers)
-        fe = (_finite.evaluate(W, problem, chunk, with_kernel_mean=full, evaluation=route)
+        fe = (_finite.evaluate(W, problem, chunk, with_kernel_mean=full, evaluation=route,
+                                  memory_check=False)
               if width > 0 else None)
         return fe, OverlapField(problem, u_nodes)
 
@@ -508,7 +473,7 @@ def _run_flow(problem, W, perp, tracers, u_nodes, horizon, times, rtol, atol, ch
         out = np.empty_like(y)
         if width > 0:
             v = _finite.evaluate(Wy.astype(fdtype), problem, chunk, with_kernel_mean=False,
-                                 evaluation=route).velocity
+                                 evaluation=route, memory_check=False).velocity
             if not np.all(np.isfinite(v)):
                 raise _nonfinite_error("finite neurons W (velocity)", t, hint)
             out[:n_w] = v.ravel()
@@ -524,7 +489,7 @@ def _run_flow(problem, W, perp, tracers, u_nodes, horizon, times, rtol, atol, ch
         Wy, nodes, trac = split(y)
         if width > 0:
             Wy = Wy.astype(fdtype)
-            fe = _finite.evaluate(Wy, problem, chunk, evaluation=route)
+            fe = _finite.evaluate(Wy, problem, chunk, evaluation=route, memory_check=False)
         else:
             fe = None
         recorder.record(t, OverlapField(problem, nodes), fe, Wy, perp, trac, nodes)

@@ -813,12 +813,11 @@ def _completed(client, futures, no_worker_timeout: float, name: str, cached: int
     stop_after = os.environ.get(STOP_AFTER_ENV)
     stop_after = int(stop_after) if stop_after and stop_after.isdigit() else None
     pending = as_completed(futures)
-    done = stored = 0
+    stored = 0
     alive_at = next_probe = time.monotonic()
     while not pending.is_empty():
         if pending.has_ready():
             fut = next(pending)
-            done += 1
             stored += fut.status == "finished"
             yield fut
             if stop_after is not None and stored >= stop_after and not pending.is_empty():
@@ -827,12 +826,13 @@ def _completed(client, futures, no_worker_timeout: float, name: str, cached: int
         now = time.monotonic()
         if now >= next_probe:
             live = _live_workers(client)
-            if live is None or live > 0:
+            if live:  # None: the scheduler does not answer, no better than no worker
                 alive_at = now
             elif now - alive_at > no_worker_timeout:
                 raise SweepStalled(
                     f"sweep {name!r} stopped: no live Dask worker for {no_worker_timeout:g} s (the "
-                    f"workers died, e.g. killed or out of memory, and were not restarted); {cached + stored} "
+                    f"workers died, e.g. killed or out of memory, and were not restarted, or the scheduler is "
+                    f"gone); {cached + stored} "
                     f"of its runs are finished and kept in the cache: rerun the same command to resume"
                 )
             next_probe = now + min(1.0, no_worker_timeout / 4)

@@ -310,12 +310,81 @@ def test_invalid_evaluation(he4):
 
 
 def test_run_too_large_for_memory_is_refused_before_allocating(monkeypatch):
+    import mfcore.memory as memory
+
     problem = Problem(3_000_000, "he4")
     est = sim_module.memory_estimate(problem, 100_000, 64, 80)
     assert est > 100_000 * 3_000_000 * 8  # at least the float64 neurons
-    with pytest.raises(ValueError, match=r"needs about [\d.,]+ GiB of memory but only [\d.,]+ [MG]iB is available"):
+    with pytest.raises(ValueError, match=r"needs about [\d.,]+ TiB of memory but only [\d.,]+ [MG]iB is "
+                                         r"installed on this machine \(total memory\)"):
         simulate(problem, width=100_000, horizon=0.1, step=0.05, nodes=64, progress=False)
-    # the same check with a fake small machine on a small run
-    monkeypatch.setattr(mfcore.finite, "available_memory_bytes", lambda: 2**20)
-    with pytest.raises(ValueError, match="width m=4096"):
+    # the same check with a fake small machine on a small run: a distinct message for each limit
+    monkeypatch.setattr(memory, "SAMPLE_PAUSE", 0.0)
+    monkeypatch.setattr(memory, "total_memory_bytes", lambda: 2**20)
+    with pytest.raises(ValueError, match="width m=4096.*installed on this machine.*or use dtype float32"):
         simulate(Problem(8, "he4"), width=4096, horizon=0.1, step=0.05, nodes=64, progress=False)
+    monkeypatch.setattr(memory, "total_memory_bytes", lambda: 2**40)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: 2**20)
+    with pytest.raises(ValueError, match="width m=4096.*only 1.0 MiB is available .*other processes") as exc:
+        simulate(Problem(8, "he4"), width=4096, horizon=0.1, step=0.05, nodes=64, progress=False, dtype="float32")
+    assert "float32" not in str(exc.value).split("; ")[-1]  # not suggested when already set
+
+
+def test_memory_margin_and_brief_shortage(monkeypatch):
+    """The estimate gets a margin; a shortage that lasts a moment does not refuse the run."""
+    import mfcore.memory as memory
+
+    est = sim_module.memory_estimate(Problem(8, "he4"), 4096, 64, 80)
+    monkeypatch.setattr(memory, "SAMPLE_PAUSE", 0.0)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: int(est * 1.1))
+    with pytest.raises(ValueError, match="is available"):
+        memory.check_memory(est, "x")  # within 10%: refused, the margin is 25%
+    samples = iter([est // 2, est // 2, 2 * est, 0])
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda: next(samples))
+    assert memory.check_memory(est, "x") == int(est * memory.MEMORY_MARGIN)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(activation="he100000", method="flow"), "installed on this machine"),  # (deg+2)^2 tables
+    (dict(n_records=10**9), "installed on this machine"),  # the record grid
+    (dict(keep_neurons=True, width=10**6, n_records=10**4, horizon=1e3, step=1e-3, max_steps=None),
+     "installed on this machine"),  # kept neurons
+    (dict(nodes=10**11), "installed on this machine"),
+    (dict(horizon=1e300), "more than the cap max_steps"),
+    (dict(step=1e-300), "more than the cap max_steps"),
+    (dict(horizon=1e300, method="flow"), "more than the cap max_steps"),
+    (dict(horizon=0.01, step=0.05), "larger than the horizon"),
+    (dict(max_steps=0), "max_steps"),
+])
+def test_hostile_runs_are_refused_before_allocating(kwargs, match):
+    kwargs = {"width": 4, "nodes": 64, **kwargs}
+    problem = Problem(8, kwargs.pop("activation", "he4"))
+    with pytest.raises(ValueError, match=match):
+        simulate(problem, progress=False, **kwargs)
+
+
+def test_step_cap_can_be_lifted(he4):
+    with pytest.raises(ValueError, match="max_steps=10"):
+        simulate(he4, width=4, horizon=1.0, step=0.05, nodes=64, max_steps=10, progress=False)
+    ds = simulate(he4, width=4, horizon=1.0, step=0.05, nodes=64, max_steps=None, progress=False)
+    assert ds.attrs["velocity_evaluations"] == 20 and float(ds.t[-1]) == pytest.approx(1.0)
+
+
+def test_run_specification_matches_simulate():
+    """One set of defaults: the run specification's are those of simulate()."""
+    import inspect
+
+    from mfcore.runspec import PARAMETERS, RunSpec
+
+    sig = inspect.signature(simulate).parameters
+    for name, (_, default, _) in PARAMETERS.items():
+        if name in sig:
+            assert sig[name].default == default, name
+    spec = RunSpec.from_mapping({"dim": 8, "width": 4.0, "horizon": 1})
+    assert spec.width == 4 and isinstance(spec.width, int) and spec.horizon == 1.0
+    assert list(spec.as_dict()) == sorted(PARAMETERS)
+    for bad, match in (({"dim": 8, "width": "4"}, "width must be an integer"), ({"width": 4}, "needs dim"),
+                       ({"dim": 8, "dtype": "float16"}, "dtype must be one of"),
+                       ({"dim": 8, "record_times": [1, -1]}, "record_times"), ({"dim": 8, "sped": 1}, "unknown")):
+        with pytest.raises(ValueError, match=match):
+            RunSpec.from_mapping(bad)

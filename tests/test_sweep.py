@@ -40,7 +40,7 @@ def thread_client():
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None,
-                           silence_logs=40)
+                           silence_logs=40, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     client = Client(cluster)
     yield client
     client.close()
@@ -78,7 +78,7 @@ def _log_keys(path: Path) -> list[str]:
 # ------------------------------------------------------------------------------------------
 def test_shipped_configs():
     test = load_config(TEST_CONFIG)
-    assert list(test) == ["tiny"] and test["tiny"].size >= 24
+    assert "tiny" in test and test["tiny"].size >= 24
     paper = load_config(REPO / "configs" / "paper.toml")
     assert {"c1", "c5", "c5_d64", "c5_wide", "c7_he4", "c7_he4_heldout", "c7_he6"} <= set(paper)
     c5 = paper["c5"]
@@ -178,21 +178,18 @@ def test_cli_sweep_interrupted_and_resumed(tmp_path, thread_client):
     text = TEST_CONFIG.read_text()
     assert "step = 0.01" in text
     config = tmp_path / "slow.toml"
-    config.write_text(text.replace("step = 0.01", "step = 0.002"))  # ~0.3 s per run: interruptible
+    config.write_text(text.replace("step = 0.01", "step = 0.002"))  # ~0.3 s per run
     cache, out, log = tmp_path / "cache", tmp_path / "out", tmp_path / "log.jsonl"
-    cmd = [sys.executable, "-m", "mfcore", "sweep", str(config), "--cache", str(cache), "--out-dir", str(out),
-           "--log", str(log), "--workers", "2", "--no-progress"]
+    cmd = [sys.executable, "-m", "mfcore", "sweep", str(config), "--only", "tiny", "--cache", str(cache),
+           "--out-dir", str(out), "--log", str(log), "--workers", "2", "--no-progress"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
-    # 1. start, interrupt (Ctrl-C) once a few runs are finished
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
-    deadline = time.time() + 120
-    while len(_log_keys(log)) < 5 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    # 1. interrupted (as by Ctrl-C) once 5 runs are stored: deterministic, whatever the machine's load
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**env, "MFCORE_SWEEP_STOP_AFTER": "5"})
     first = _log_keys(log)
-    assert proc.returncode == 130, err  # interrupted, not finished
+    assert proc.returncode == 130, proc.stderr  # interrupted, not finished
+    assert "interrupted" in proc.stderr and "Traceback" not in proc.stderr
     assert 5 <= len(first) < 24
     stored = sorted(p.stem for p in (cache / "runs").glob("*.nc"))
     assert sorted(first) == stored  # every finished run is stored, nothing half-written is visible
@@ -207,7 +204,7 @@ def test_cli_sweep_interrupted_and_resumed(tmp_path, thread_client):
     assert dict(resumed.sizes) == {"activation": 2, "dim": 2, "width": 2, "seed": 3, "t": 12, "quantile": 4}
     assert np.all(np.isfinite(resumed.loss)) and np.all(np.isfinite(resumed.gap_mean))
 
-    # 3. a third call computes nothing
+    # 3. a third call computes nothing; the result is not replaced without --overwrite
     res = subprocess.run(cmd + ["--dry-run"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert res.returncode == 0 and "24 cached, 0 to compute" in res.stdout, res.stdout + res.stderr
 
@@ -304,10 +301,27 @@ def test_foreign_files_are_a_clear_error(small_sweep, tmp_path):
     prepare_cache(cache)
 
 
-def test_failed_run_reports_and_keeps_the_others(tmp_path, thread_client):
+def test_invalid_run_is_refused_before_any_run(tmp_path, thread_client):
     spec = SweepSpec("fails", fixed={"dim": 8, "width": 8, "horizon": 0.5, "nodes": 32, "n_records": 4},
                      grid={"step": [0.05, 0.3]})  # 0.3 > 1/K'(1) = 0.25 for he4: rejected
-    with pytest.raises(ValueError, match="1 of 2 runs .* failed .*unstable"):
+    with pytest.raises(ValueError, match="sweep 'fails', run .*step=0.3.*unstable"):
+        run_sweep(spec, cache=tmp_path / "cache", client=thread_client, progress=False)
+    assert not list((tmp_path / "cache" / "runs").glob("*.nc"))  # nothing was computed
+
+
+def test_failed_run_reports_and_keeps_the_others(tmp_path, thread_client, monkeypatch):
+    sim_module = sys.modules["mfcore.simulate"]
+    original = sim_module.simulate
+
+    def blows_up_for_seed_1(problem, **kwargs):
+        if kwargs["seed"] == 1:
+            raise FloatingPointError("non-finite values in the finite neurons W at t=0.1")
+        return original(problem, **kwargs)
+
+    monkeypatch.setattr(sim_module, "simulate", blows_up_for_seed_1)  # the threads of thread_client see it
+    spec = SweepSpec("fails", fixed={"dim": 8, "width": 8, "horizon": 0.5, "nodes": 32, "n_records": 4},
+                     grid={"seed": [0, 1]})
+    with pytest.raises(FloatingPointError, match="1 of 2 runs .* failed .*non-finite"):
         run_sweep(spec, cache=tmp_path / "cache", client=thread_client, progress=False)
     assert len(list((tmp_path / "cache" / "runs").glob("*.nc"))) == 1
 
@@ -410,3 +424,73 @@ def test_killed_worker_loses_nothing(tmp_path):
                       progress=False)
     # the same run as a direct call (up to BLAS summation order in another process)
     np.testing.assert_allclose(ds.sel(seed=3).loss.values, direct.loss.values, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# no live worker; a private local cluster
+# ------------------------------------------------------------------------------------------
+def test_sweep_without_live_workers_stops_with_a_message(tmp_path):
+    """All workers gone (killed and not restarted): the sweep stops after the timeout, says why
+    and how to resume, and keeps the finished runs."""
+    from distributed import Client, LocalCluster
+
+    from mfcore.sweep import SweepStalled
+
+    spec = SweepSpec("stalls", fixed={"dim": 8, "width": 8, "horizon": 0.5, "step": 0.05, "nodes": 32,
+                                      "n_records": 4}, grid={"seed": [0, 1, 2]})
+    cache = tmp_path / "cache"
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+                           silence_logs=50, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+    client = Client(cluster)
+    try:
+        run_sweep(SweepSpec("first", fixed=spec.fixed, grid={"seed": [0]}), cache=cache, client=client,
+                  progress=False)  # one run finished and cached
+        cluster.scale(0)  # every worker gone, none restarted
+        deadline = time.time() + 30
+        while client.scheduler_info()["workers"] and time.time() < deadline:
+            time.sleep(0.05)
+        start = time.time()
+        with pytest.raises(SweepStalled, match=r"no live Dask worker for 1 s .* 1 of its runs are finished "
+                                               r"and kept in the cache: rerun the same command to resume"):
+            run_sweep(spec, cache=cache, client=client, progress=False, no_worker_timeout=1.0)
+        assert time.time() - start < 20
+    finally:
+        client.close()
+        cluster.close()
+    assert len(list((cache / "runs").glob("*.nc"))) == 1
+
+
+def test_local_cluster_is_private():
+    """TLS with credentials made for the run: a client without them (or with others) is refused; no
+    dashboard, and the scheduler's HTTP server serves nothing."""
+    import urllib.error
+    import urllib.request
+
+    from distributed import Client
+    from distributed.security import Security
+
+    from mfcore.sweep import _local_client
+
+    client, cluster = _local_client(1)
+    try:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://127.0.0.1:")
+        assert client.submit(int, "41").result(timeout=60) == 41  # the sweep's own client works
+        connected = []
+        for addr, kwargs in ((address, {}), (address.replace("tls://", "tcp://"), {}),
+                             (address, {"security": Security.temporary()})):
+            try:  # no credentials, plain TCP, other credentials
+                foreign = Client(addr, timeout=5, **kwargs)
+            except Exception:  # refused (TypeError, CommClosedError, TLS errors, ...)
+                continue
+            connected.append((addr, kwargs))
+            foreign.close()
+        assert not connected
+        port = cluster.scheduler.http_server.port
+        assert port != 8787
+        with pytest.raises(urllib.error.HTTPError) as http:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/json/identity.json", timeout=5)
+        assert http.value.code == 404
+    finally:
+        client.close()
+        cluster.close()
