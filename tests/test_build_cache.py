@@ -154,7 +154,7 @@ def test_course_page_is_rebuilt_when_quick_times_change():
     assert "book/quick_times.json" in mfbook_sphinx.DEPENDENCIES["book/course"]
     text = (REPO_ROOT / "Makefile").read_text()
     m = re.search(r"^quick-times:.*\n((?:\t.*\n)+)", text, re.M)
-    assert m and "quick-times --commit" in m.group(1)
+    assert m and "tools.quick_times --commit" in m.group(1)
     assert re.search(r"^pdf:\s*handouts", text, re.M) and re.search(r"^handouts:\s*book", text, re.M)
 
 
