@@ -19,9 +19,11 @@ Quick run times: the test suite measures each chapter's run at the ``quick`` pro
 differ from ``book/quick_times.json`` (read by the course page) and
 ``python -m tools.quick_times --commit`` stores them there (:func:`commit_quick_times`).
 
-Figures are glued with :func:`show_figure` in cells tagged ``hide-input`` and ``remove-output``:
-an executed notebook shows the figure in place, the built book shows it once, where the text
-glues it, with the plotting code folded.
+Figures: :func:`show_figure` displays a figure as its cell's output; the cell (tagged ``hide-input``)
+holds the label and caption in its metadata and is followed by a JupyterLab-only caption cell.
+Results that the prose states are written by code cells as Markdown (:func:`say` fills ``{{name}}``
+placeholders from the values glued by :func:`glue`), so a chapter reads the same in JupyterLab and in
+the book; ``glue`` remains for the values other pages read (the claims table).
 """
 from __future__ import annotations
 
@@ -377,6 +379,7 @@ PARAMETER_RULES: dict[str, Rule] = {
     "activation": _activation,
     "activations": _activation_list,
     "sweep_file": _existing_file,
+    "c2_sweep_file": _existing_file,
     # chapter 09_uniform
     "horizon_factor": _POSITIVE,
     "slow_widths": _int_list(1, min_len=2, what="widths"),
@@ -617,17 +620,74 @@ def pow10(log10_value: float, digits: int = 2) -> str:
 # ------------------------------------------------------------------------------------------------
 # figures and paths
 # ------------------------------------------------------------------------------------------------
-def show_figure(name: str, fig) -> None:
-    """Glue ``fig`` under ``name`` **and** display it, then close it.
+def show_figure(fig) -> None:
+    """Display ``fig`` as the output of its cell, then close it.
 
-    Use in a cell tagged ``hide-input`` and ``remove-output``: the executed notebook shows the
-    figure in place; the book shows it once, where a ``{glue:figure}`` directive places it.
+    The cell carries the figure's label and caption in its metadata (``mystnb.figure``: ``name``,
+    ``caption``), which the book renders as a numbered figure; the markdown cell that follows it,
+    tagged ``remove-cell`` (so the book skips it), shows the same caption in JupyterLab.
+    ``tests/test_notebook_reading.py`` checks that the two agree.
     """
     import matplotlib.pyplot as plt
-    from myst_nb import glue
+    from IPython.display import display
 
-    glue(name, fig, display=True)
+    display(fig)
     plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------
+# results written into the prose (readable in JupyterLab and in the book)
+# ------------------------------------------------------------------------------------------------
+#: Every value glued by :func:`glue` in this kernel, by name (read by :func:`fill` and :func:`say`).
+GLUED: dict[str, Any] = {}
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*)\s*(?::([^{}]*))?\}\}")
+
+
+def glue(name: str, value: Any, display: bool = False) -> None:
+    """Glue ``value`` under ``name`` (``myst_nb.glue``, read by other pages such as the claims table)
+    and remember it for :func:`say`."""
+    from myst_nb import glue as _myst_glue
+
+    GLUED[name] = value
+    _myst_glue(name, value, display=display)
+
+
+def _as_text(value: Any, spec: str | None) -> str:
+    if spec:
+        return format(value, spec)
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # a numpy scalar prints as 0.44, not np.float64(0.44)
+    return str(value)
+
+
+def fill(text: str, values: Mapping[str, Any] | None = None) -> str:
+    """Replace every ``{{name}}`` or ``{{name:spec}}`` in ``text`` by the glued value.
+
+    ``spec`` is a format specification (``{{c5_slope:.2f}}``); without one a string is inserted as
+    is and a number as ``str`` of its Python value. A name that was not glued raises ``KeyError``
+    naming it (glue it in a cell above).
+    """
+    values = GLUED if values is None else values
+
+    def one(match: re.Match) -> str:
+        name, spec = match.group(1), match.group(2)
+        if name not in values:
+            raise KeyError(f"no value glued under {name!r}: glue it in a cell above the text that reads it")
+        return _as_text(values[name], spec)
+
+    return _PLACEHOLDER.sub(one, text)
+
+
+def say(text: str, values: Mapping[str, Any] | None = None) -> None:
+    """Display ``text`` as Markdown with its ``{{name}}`` placeholders filled (:func:`fill`).
+
+    The book parses Markdown outputs as MyST (``nb_render_markdown_format: myst``), so maths and
+    cross-references work there; JupyterLab renders the same output with the numbers in place.
+    """
+    from IPython.display import Markdown, display
+
+    display(Markdown(fill(text, values)))
 
 
 def repo_root() -> Path:
