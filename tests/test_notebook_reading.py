@@ -170,3 +170,15 @@ def test_executed_chapter_reads_without_the_book(stem: str):
     parser.feed(html)
     visible = "".join(parser.parts)
     assert "Unknown Directive" not in visible and "{glue" not in visible
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_code_folded_in_the_book_is_collapsed_in_jupyterlab(path: Path):
+    """A cell whose code the book folds or removes (plots, glue bookkeeping, say() prose) opens with
+    its input collapsed in JupyterLab too (``jupyter.source_hidden``): the reader sees its output, the
+    same view as the book's, and expands the code with a click."""
+    nb = nbformat.read(path, as_version=4)
+    bad = [i for i, c in enumerate(nb.cells)
+           if c.cell_type == "code" and _tags(c) & {"hide-input", "remove-input"}
+           and not c.metadata.get("jupyter", {}).get("source_hidden")]
+    assert not bad, f"{path.name}: cells {bad} are folded in the book but not collapsed in JupyterLab"
