@@ -68,6 +68,9 @@ def test_figures_have_a_caption_in_the_book_and_in_jupyterlab(path: Path):
             problems.append(f"cell {i}: the JupyterLab caption differs from the book's ({name})")
         if cell.source.count("show_figure(") != 1:
             problems.append(f"cell {i}: one figure per cell (its caption is the cell's)")
+        if re.search(r"\b(say|print|display)\(", cell.source):
+            problems.append(f"cell {i}: a figure cell shows its figure only (the book wraps every output "
+                            "of the cell in the figure, under the same label)")
     assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
 
 
@@ -149,6 +152,11 @@ def test_executed_chapter_reads_without_the_book(stem: str):
     assert not shown, f"{stem}: glued keys shown literally in the prose: {shown[:10]}"
     assert not GLUE_IN_MARKDOWN.search(text), f"{stem}: a glue directive or role in the prose"
     assert "{{" not in text, f"{stem}: an unfilled {{{{placeholder}}}} in the prose"
+
+    # a figure cell has one output, its image (the book wraps each output of the cell in the figure)
+    extra = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.metadata.get("mystnb", {}).get("figure")
+             and len([o for o in c.get("outputs", []) if o.get("output_type") != "stream"]) != 1]
+    assert not extra, f"{stem}: figure cells {extra} have other outputs than their figure"
 
     # every image output is followed by its caption (the next cell, or a Markdown output after it)
     missing = []
