@@ -563,10 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         paths = run(args)
-    except LabShotError as exc:
-        print(f"lab_screenshot: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
+    except (LabShotError, OSError) as exc:
         print(f"lab_screenshot: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
