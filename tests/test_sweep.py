@@ -1,6 +1,7 @@
 """Sweeps on Dask: configs, cache keys, resume after interruption, cache errors."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -479,12 +480,21 @@ def test_local_cluster_is_private():
         connected = []
         for addr, kwargs in ((address, {}), (address.replace("tls://", "tcp://"), {}),
                              (address, {"security": Security.temporary()})):
+            # A refused Client is left in a reference cycle; if the cyclic collector finalises it
+            # while the next Client starts its event loop, Client.__del__ -> LoopRunner.stop waits
+            # for the lock LoopRunner.start holds: a deadlock (seen once under two busy loops). So
+            # collect before each attempt, and not during it.
+            gc.collect()
+            gc.disable()
             try:  # no credentials, plain TCP, other credentials
                 foreign = Client(addr, timeout=5, **kwargs)
             except Exception:  # refused (TypeError, CommClosedError, TLS errors, ...)
                 continue
+            finally:
+                gc.enable()
             connected.append((addr, kwargs))
             foreign.close()
+        gc.collect()
         assert not connected
         port = cluster.scheduler.http_server.port
         assert port != 8787
